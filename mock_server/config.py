@@ -1,0 +1,56 @@
+"""The one frozen configuration object of the mock server, built by the CLI (or a test) and
+handed to `make_app(config)`. Nothing below the CLI reads `os.environ`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+DEFAULT_PORT = 8790
+DEFAULT_TTL_SECONDS = 300
+MAX_TTL_SECONDS = 900
+DEFAULT_MAX_SESSIONS = 5
+
+
+class ClockMode(StrEnum):
+    REAL = "real"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    clock: ClockMode = ClockMode.REAL
+    # Resolved browser executable, or None to let the backend discover one.
+    browser: str | None = None
+    default_ttl: int = DEFAULT_TTL_SECONDS
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    # userId -> secret; None accepts any well-formed token.
+    users: dict[str, str] | None = None
+    allow_file_urls: bool = False
+    # Time budget of one action (a whole batch included), seconds; over it -> 504.
+    action_timeout: float = 30.0
+    # Ready browser contexts kept for fast session creation.
+    context_pool: int = 2
+    # Largest request body accepted, bytes.
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Start time of the manual clock (epoch seconds).
+    manual_clock_start: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    # Launch the browser at start-up (serve does; tests may not).
+    warm_browser: bool = False
+
+
+def read_users_file(path: Path) -> dict[str, str]:
+    """Parse `userId:secret` lines; blank lines and `#` comments are skipped."""
+    users: dict[str, str] = {}
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, secret = line.partition(":")
+        if not sep or not user or not secret:
+            raise ValueError(f"{path}:{lineno}: expected 'userId:secret'")
+        users[user] = secret
+    return users

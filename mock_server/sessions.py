@@ -1,0 +1,316 @@
+"""Sessions as the cloud keeps them: lifetime (TTL), the per-user concurrency limit, action
+counters and duration billing, all on the injected clock.
+
+The registry knows nothing of Playwright: it is handed an opener that returns a page object
+with an async `close()` (live mode), or none at all (replay keeps sessions without a page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mock_server.billing import credits_for, duration_seconds
+from mock_server.clock import Clock
+from mock_server.config import MAX_TTL_SECONDS
+from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
+
+log = logging.getLogger(__name__)
+
+CREATE_FIELDS = ("maxTtlSeconds", "proxy", "bypassBotDetection", "cdp")
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+    ERROR = "error"
+
+
+class PageHandle(Protocol):
+    connect_url: str | None
+
+    async def close(self) -> None: ...
+
+
+PageOpener = Callable[[str, bool], Awaitable[PageHandle]]
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 UTC with milliseconds, as the contract's examples write it."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    max_ttl_seconds: int
+    proxy: bool = False
+    bypass_bot_detection: bool = False
+    cdp: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "maxTtlSeconds": self.max_ttl_seconds,
+            "proxy": self.proxy,
+            "bypassBotDetection": self.bypass_bot_detection,
+            "cdp": self.cdp,
+        }
+
+
+def parse_create_options(body: Any, default_ttl: int) -> SessionOptions:
+    """Validate a create body (`CreateSessionRequest`, additionalProperties false)."""
+    if body is None or body == []:  # no body, or PHP's json_encode of an empty array
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequestError("Invalid session options: the body must be a JSON object")
+    unknown = sorted(set(body) - set(CREATE_FIELDS))
+    if unknown:
+        raise BadRequestError(
+            f"Invalid session options: unknown field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(CREATE_FIELDS)}"
+        )
+    ttl = body.get("maxTtlSeconds", default_ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int):
+        raise BadRequestError("Invalid session options: maxTtlSeconds must be an integer")
+    if ttl < 1:
+        raise BadRequestError("Invalid session options: maxTtlSeconds must be at least 1")
+    flags = {}
+    for name in ("proxy", "bypassBotDetection", "cdp"):
+        value = body.get(name, False)
+        if not isinstance(value, bool):
+            raise BadRequestError(f"Invalid session options: {name} must be a boolean")
+        flags[name] = value
+    if flags["cdp"] and flags["bypassBotDetection"]:
+        raise BadRequestError("cdp cannot be combined with bypassBotDetection")
+    return SessionOptions(
+        max_ttl_seconds=min(ttl, MAX_TTL_SECONDS),
+        proxy=flags["proxy"],
+        bypass_bot_detection=flags["bypassBotDetection"],
+        cdp=flags["cdp"],
+    )
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    user: str
+    options: SessionOptions
+    started_at: float
+    status: SessionStatus = SessionStatus.ACTIVE
+    close_reason: str | None = None
+    closed_at: float | None = None
+    billed_credits: int | None = None
+    action_count: int = 0
+    action_success_count: int = 0
+    action_error_count: int = 0
+    breakdown: dict[str, dict[str, int]] = field(default_factory=dict)
+    page: PageHandle | None = None
+
+    @property
+    def expires_at(self) -> float:
+        return self.started_at + self.options.max_ttl_seconds
+
+    @property
+    def active(self) -> bool:
+        return self.status is SessionStatus.ACTIVE
+
+    def expires_in(self, now: float) -> int:
+        if not self.active:
+            return 0
+        return max(0, math.ceil(round(self.expires_at - now, 6)))
+
+    def count_action(self, action_type: str, ok: bool) -> None:
+        entry = self.breakdown.setdefault(action_type, {"total": 0, "success": 0, "error": 0})
+        entry["total"] += 1
+        self.action_count += 1
+        if ok:
+            entry["success"] += 1
+            self.action_success_count += 1
+        else:
+            entry["error"] += 1
+            self.action_error_count += 1
+
+    def created_json(self) -> dict[str, Any]:
+        """The `session` object of the 201 create answer (`CreateSessionResponse`)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "expiresAt": iso(self.expires_at),
+            "maxTtlSeconds": self.options.max_ttl_seconds,
+            "proxy": self.options.proxy,
+            "bypassBotDetection": self.options.bypass_bot_detection,
+            "cdp": self.options.cdp,
+        }
+        self._add_connect_url(body)
+        return body
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `BrowserSession` object of get/close answers and 409s."""
+        duration = (
+            duration_seconds(self.started_at, self.closed_at) if self.closed_at is not None else None
+        )
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "closeReason": self.close_reason,
+            "createdAt": iso(self.started_at),
+            "startedAt": iso(self.started_at),
+            "expiresAt": iso(self.expires_at),
+            "closedAt": iso(self.closed_at) if self.closed_at is not None else None,
+            "durationSeconds": duration,
+            "billedCredits": self.billed_credits,
+            "actionCount": self.action_count,
+            "actionSuccessCount": self.action_success_count,
+            "actionErrorCount": self.action_error_count,
+            "actionBreakdown": {k: dict(v) for k, v in sorted(self.breakdown.items())},
+            "options": self.options.as_json(),
+        }
+        self._add_connect_url(body)
+        return body
+
+    def _add_connect_url(self, body: dict[str, Any]) -> None:
+        if self.active and self.page is not None and self.page.connect_url:
+            body["connectUrl"] = self.page.connect_url
+
+
+class SessionRegistry:
+    """Every session of this server, by id; enforces the per-user limit and expires on time."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_sessions: int,
+        opener: PageOpener | None = None,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.max_sessions = max_sessions
+        self.opener = opener
+        self._sessions: dict[str, Session] = {}
+        self._reserved: dict[str, int] = {}
+        self._new_id = id_factory or (lambda: f"sess_{uuid.uuid4()}")
+        self._changed = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # -- queries -------------------------------------------------------------------------
+
+    def get(self, session_id: str, user: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.user != user:
+            raise NotFoundError("Session not found")
+        return session
+
+    def all(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def active_count(self, user: str) -> int:
+        return sum(1 for s in self._sessions.values() if s.user == user and s.active)
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        per_user: dict[str, dict[str, int]] = {}
+        for s in self._sessions.values():
+            u = per_user.setdefault(
+                s.user, {"sessions": 0, "active": 0, "creditsBilled": 0, "actions": 0}
+            )
+            u["sessions"] += 1
+            u["active"] += int(s.active)
+            u["creditsBilled"] += s.billed_credits or 0
+            u["actions"] += s.action_count
+        return per_user
+
+    def next_expiry(self) -> float | None:
+        return min((s.expires_at for s in self._sessions.values() if s.active), default=None)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def create(
+        self, user: str, options: SessionOptions, session_id: str | None = None
+    ) -> Session:
+        await self.sweep()
+        in_use = self.active_count(user) + self._reserved.get(user, 0)
+        if in_use >= self.max_sessions:
+            raise SessionLimitError(
+                f"Maximum of {self.max_sessions} active sessions reached; close a session "
+                "or wait for one to expire",
+                activeSessionCount=in_use,
+                maxConcurrentSessions=self.max_sessions,
+            )
+        sid = session_id or self._new_id()
+        page: PageHandle | None = None
+        if self.opener is not None:
+            # Hold the slot while the browser opens so concurrent creates cannot overshoot.
+            self._reserved[user] = self._reserved.get(user, 0) + 1
+            try:
+                page = await self.opener(sid, options.cdp)
+            finally:
+                self._reserved[user] -= 1
+        session = Session(
+            id=sid, user=user, options=options, started_at=self.clock.now(), page=page
+        )
+        self._sessions[sid] = session
+        self._changed.set()
+        return session
+
+    async def close(self, session: Session) -> Session:
+        """Close and bill once; closing a finalized session changes nothing (idempotent)."""
+        if session.active:
+            now = self.clock.now()
+            if now >= session.expires_at:
+                self._finalize(session, SessionStatus.EXPIRED, session.expires_at)
+            else:
+                self._finalize(session, SessionStatus.CLOSED, now)
+            await self._release_page(session)
+        return session
+
+    async def sweep(self) -> None:
+        """Expire every active session whose TTL has passed, billed up to its TTL."""
+        now = self.clock.now()
+        due = [s for s in self._sessions.values() if s.active and s.expires_at <= now]
+        for session in due:
+            self._finalize(session, SessionStatus.EXPIRED, session.expires_at)
+        for session in due:
+            await self._release_page(session)
+
+    def _finalize(self, session: Session, status: SessionStatus, at: float) -> None:
+        session.status = status
+        session.close_reason = status.value
+        session.closed_at = at
+        session.billed_credits = credits_for(duration_seconds(session.started_at, at))
+        self._changed.set()
+
+    async def _release_page(self, session: Session) -> None:
+        page, session.page = session.page, None
+        if page is not None:
+            try:
+                await page.close()
+            except Exception:  # a crashed browser must not keep the slot busy
+                log.warning("closing the page of %s failed", session.id, exc_info=True)
+
+    async def close_all(self) -> None:
+        for session in list(self._sessions.values()):
+            await self._release_page(session)
+
+    async def reset(self) -> None:
+        await self.close_all()
+        self._sessions.clear()
+        self._reserved.clear()
+
+    async def run_expiry(self) -> None:
+        """Background task for the real clock: wake at the next TTL and expire on time."""
+        while True:
+            self._changed.clear()
+            deadline = self.next_expiry()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                pass
+            await self.sweep()

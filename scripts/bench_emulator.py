@@ -1,0 +1,211 @@
+"""Benchmark: the emulator's HTTP API against the same Playwright calls made in-process.
+
+Runs `capture-replay serve` in a subprocess (as users run it) and, in this process, a raw
+Playwright baseline on the same Chromium binary and the same local pages. Operations are
+interleaved (baseline, emulator, baseline, ...) and medians compared, so machine noise hits
+both sides alike. Prints one line per operation with the ratio emulator / baseline.
+
+    .venv/bin/python scripts/bench_emulator.py [--rounds 30] [--browser PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mock_server.auth import make_token  # noqa: E402
+from mock_server.browser import find_browser  # noqa: E402
+from tests.pages import PageServer  # noqa: E402
+
+TOKEN = make_token("bench", "bench")
+LAUNCH_ARGS = [
+    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+QUERY_JS = """(sel) => Array.from(document.querySelectorAll(sel)).slice(0, 500).map(e => ({
+  text: e.innerText, href: e.getAttribute('href'), attributes: {title: e.getAttribute('title')}}))"""
+
+
+async def start_server(browser: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", "--browser", browser,
+         "--clock", "manual"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = await loop.run_in_executor(None, proc.stderr.readline)
+        match = re.search(r"on (http://\S+)", line)
+        if match:
+            return proc, match.group(1)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def pss_mb(root_pid: int) -> float:
+    """Proportional set size of every process below root_pid, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total_kb, stack = 0, list(children.get(root_pid, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--browser", default=os.environ.get("CAPTURE_REPLAY_BROWSER"))
+    args = parser.parse_args()
+    browser_path = find_browser(args.browser)
+    if browser_path is None:
+        raise SystemExit("no Chromium found (apt-get install -y chromium)")
+
+    pages = PageServer()
+    await pages.start()
+    proc, base = await start_server(browser_path)
+    http = aiohttp.ClientSession(headers={"Authorization": TOKEN})
+
+    async def api(method: str, path: str, body: object = None) -> dict:
+        async with http.request(method, base + path, json=body) as resp:
+            data = await resp.json()
+            assert resp.status < 300, data
+            return data
+
+    async def act(sid: str, type_: str, payload: dict) -> dict:
+        return await api("POST", f"/v1/sessions/{sid}/actions", {"type": type_, "payload": payload})
+
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=browser_path, args=LAUNCH_ARGS)
+            ctx = await browser.new_context(viewport={"width": 1440, "height": 900})
+            page = await ctx.new_page()
+            sid = (await api("POST", "/v1/sessions", {"maxTtlSeconds": 900}))["session"]["id"]
+            counter, listing, long = pages.url("/counter"), pages.url("/list?n=500"), pages.url("/long")
+
+            ops = {
+                "goto": (
+                    lambda: page.goto(counter, wait_until="domcontentloaded"),
+                    lambda: act(sid, "goto", {"url": counter}),
+                    None,
+                ),
+                "click": (
+                    lambda: page.click("#inc"),
+                    lambda: act(sid, "click", {"selector": "#inc"}),
+                    counter,
+                ),
+                "query 500": (
+                    lambda: page.evaluate(QUERY_JS, "li.item a"),
+                    lambda: act(sid, "query", {"selector": "li.item a", "fields": ["text", "href"],
+                                               "attributes": ["title"], "limit": 500}),
+                    listing,
+                ),
+                "screenshot": (
+                    lambda: page.screenshot(),
+                    lambda: act(sid, "screenshot", {}),
+                    counter,
+                ),
+                "screenshot full": (
+                    lambda: page.screenshot(full_page=True),
+                    lambda: act(sid, "screenshot", {"fullPage": True}),
+                    long,
+                ),
+                "content html": (
+                    lambda: page.content(),
+                    lambda: act(sid, "content", {"format": "html"}),
+                    listing,
+                ),
+                "content text": (
+                    lambda: page.content(),
+                    lambda: act(sid, "content", {"format": "text"}),
+                    listing,
+                ),
+            }
+            print(f"{'operation':<18}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}")
+            for name, (baseline, emulated, start_url) in ops.items():
+                if start_url:
+                    await page.goto(start_url)
+                    await act(sid, "goto", {"url": start_url})
+                for _ in range(3):  # warm both sides
+                    await baseline()
+                    await emulated()
+                b_times, e_times = [], []
+                for _ in range(args.rounds):
+                    t0 = time.perf_counter()
+                    await baseline()
+                    t1 = time.perf_counter()
+                    await emulated()
+                    t2 = time.perf_counter()
+                    b_times.append(t1 - t0)
+                    e_times.append(t2 - t1)
+                b, e = statistics.median(b_times) * 1000, statistics.median(e_times) * 1000
+                print(f"{name:<18}{b:>14.2f}{e:>13.2f}{e / b:>7.2f}x")
+
+            # Session create with a warm pool against a raw new context + page.
+            await api("DELETE", f"/v1/sessions/{sid}")
+            raw_times, create_times = [], []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                c = await browser.new_context()
+                await c.new_page()
+                t1 = time.perf_counter()
+                raw_times.append(t1 - t0)
+                await c.close()
+                t0 = time.perf_counter()
+                s = (await api("POST", "/v1/sessions", {}))["session"]["id"]
+                create_times.append(time.perf_counter() - t0)
+                await api("DELETE", f"/v1/sessions/{s}")
+                # let the pool refill, as it would between a test's sessions
+                await api("GET", "/__admin/health")
+                await asyncio.sleep(0.3)
+            raw, cr = statistics.median(raw_times) * 1000, statistics.median(create_times) * 1000
+            print(f"{'session create':<18}{raw:>14.2f}{cr:>13.2f}{cr / raw:>7.2f}x  "
+                  f"(raw new_context+new_page vs POST /v1/sessions, warm pool)")
+            await browser.close()
+
+        # Memory: five live sessions, each on a page.
+        live = [(await api("POST", "/v1/sessions", {}))["session"]["id"] for _ in range(5)]
+        for s in live:
+            await act(s, "goto", {"url": pages.url("/")})
+        print(f"browser PSS with 5 live sessions: {pss_mb(proc.pid):.0f} MB (target <= 800 MB)")
+        for s in live:
+            await api("DELETE", f"/v1/sessions/{s}")
+    finally:
+        await http.close()
+        proc.terminate()
+        proc.wait(timeout=15)
+        await pages.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
