@@ -15,12 +15,16 @@ import click
 from aiohttp import web
 
 from mock_server import __version__
+from mock_server.errors import CaptureError
+from mock_server.matching import parse_matchers
 from mock_server.config import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
     DEFAULT_TTL_SECONDS,
     MAX_TTL_SECONDS,
     ClockMode,
+    Exhausted,
+    Mode,
     ServerConfig,
     read_users_file,
 )
@@ -101,6 +105,35 @@ async def serve_until_stopped(app: web.Application, host: str, port: int, banner
     "--context-pool", default=2, show_default=True, type=click.IntRange(0, 10),
     help="Ready browser contexts kept for fast session creation.",
 )
+@click.option(
+    "--cassette", "cassettes", multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Cassette to replay (repeatable).",
+)
+@click.option(
+    "--mode", type=click.Choice([m.value for m in Mode]), default=None,
+    help="live: local Chromium. replay: cassettes only, never a browser. hybrid: replay, and "
+    "continue a session live from its first miss. [default: replay with --cassette, else live]",
+)
+@click.option(
+    "--match-on", "match_on", multiple=True,
+    help="Matchers for replay (repeatable or comma-separated): method, path, query, body, "
+    "action_type. [default: method,path,query,body]",
+)
+@click.option(
+    "--ignore", "ignore", multiple=True, metavar="JSONPATH",
+    help="Dotted JSON path dropped from request bodies before matching, e.g. payload.url "
+    "(repeatable).",
+)
+@click.option(
+    "--exhausted", type=click.Choice([e.value for e in Exhausted]), default="repeat",
+    show_default=True,
+    help="When a request's recorded answers are used up: repeat the last one, or miss.",
+)
+@click.option(
+    "--latency", default="none", show_default=True, metavar="none|recorded|MS",
+    help="Replayed answers: at once, after the recorded duration, or after MS milliseconds.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -113,9 +146,15 @@ def serve(
     allow_file_urls: bool,
     action_timeout: float,
     context_pool: int,
+    cassettes: tuple[Path, ...],
+    mode: str | None,
+    match_on: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exhausted: str,
+    latency: str,
     verbose: bool,
 ) -> None:
-    """Run the Capture sessions API locally on headless Chromium."""
+    """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
     from mock_server.api import make_app
     from mock_server.browser import find_browser
 
@@ -129,8 +168,16 @@ def serve(
             users = read_users_file(users_file)
         except (OSError, ValueError) as err:
             raise click.ClickException(str(err)) from err
+    chosen = Mode(mode) if mode else (Mode.REPLAY if cassettes else Mode.LIVE)
+    if chosen is not Mode.LIVE and not cassettes:
+        raise click.UsageError(f"--mode {chosen.value} needs at least one --cassette")
+    matchers = tuple(m.strip() for item in match_on for m in item.split(",") if m.strip())
+    try:
+        parse_matchers(matchers)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--match-on") from err
     resolved = find_browser(browser)
-    if resolved is None:
+    if resolved is None and chosen is not Mode.REPLAY:
         click.echo(
             "warning: no Chromium found; sessions will answer 503 until one is installed "
             "(apt-get install -y chromium) or named with --browser / CAPTURE_REPLAY_BROWSER",
@@ -147,14 +194,42 @@ def serve(
         allow_file_urls=allow_file_urls,
         action_timeout=action_timeout,
         context_pool=context_pool,
-        warm_browser=resolved is not None,
+        warm_browser=resolved is not None and chosen is not Mode.REPLAY,
+        mode=chosen,
+        cassettes=cassettes,
+        match_on=matchers,
+        ignore=ignore,
+        exhausted=Exhausted(exhausted),
+        latency=parse_latency(latency),
     )
     install_uvloop()
-    banner = f"capture-replay {__version__} serving (live, clock {clock}, browser {resolved or 'none'})"
+    what = f"{chosen.value}, clock {clock}, " + (
+        f"cassettes {', '.join(p.name for p in cassettes)}" if cassettes else f"browser {resolved or 'none'}"
+    )
     try:
-        asyncio.run(serve_until_stopped(make_app(config), host, port, banner))
+        app = make_app(config)
+    except CaptureError as err:
+        raise click.ClickException(err.message) from err
+    banner = f"capture-replay {__version__} serving ({what})"
+    try:
+        asyncio.run(serve_until_stopped(app, host, port, banner))
     except KeyboardInterrupt:
         pass
+
+
+def parse_latency(value: str) -> str | float | None:
+    if value in ("none", "0"):
+        return None
+    if value == "recorded":
+        return "recorded"
+    try:
+        ms = float(value)
+    except ValueError:
+        raise click.BadParameter("expected none, recorded or a number of milliseconds",
+                                 param_hint="--latency") from None
+    if ms < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--latency")
+    return ms
 
 
 def _register_cassette_commands() -> None:

@@ -18,6 +18,22 @@ class ClockMode(StrEnum):
     MANUAL = "manual"
 
 
+class Mode(StrEnum):
+    """live: everything on local Chromium. replay: only from cassettes, never a browser.
+    hybrid: replay what matches; a session continues live from its first miss."""
+
+    LIVE = "live"
+    REPLAY = "replay"
+    HYBRID = "hybrid"
+
+
+class Exhausted(StrEnum):
+    """What a request gets once its recorded answers are used up."""
+
+    REPEAT = "repeat"
+    ERROR = "error"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -40,6 +56,15 @@ class ServerConfig:
     manual_clock_start: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z
     # Launch the browser at start-up (serve does; tests may not).
     warm_browser: bool = False
+    mode: Mode = Mode.LIVE
+    cassettes: tuple[Path, ...] = ()
+    # Named matchers (mock_server.matching.Matcher values); empty = the defaults.
+    match_on: tuple[str, ...] = ()
+    # Dotted JSON paths dropped from request bodies before matching.
+    ignore: tuple[str, ...] = ()
+    exhausted: Exhausted = Exhausted.REPEAT
+    # None: answer at once; "recorded": after the recorded duration; a number: fixed ms.
+    latency: str | float | None = None
 
 
 def read_users_file(path: Path) -> dict[str, str]:

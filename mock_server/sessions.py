@@ -232,7 +232,12 @@ class SessionRegistry:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def create(
-        self, user: str, options: SessionOptions, session_id: str | None = None
+        self,
+        user: str,
+        options: SessionOptions,
+        session_id: str | None = None,
+        *,
+        with_page: bool = True,
     ) -> Session:
         await self.sweep()
         in_use = self.active_count(user) + self._reserved.get(user, 0)
@@ -245,7 +250,7 @@ class SessionRegistry:
             )
         sid = session_id or self._new_id()
         page: PageHandle | None = None
-        if self.opener is not None:
+        if with_page and self.opener is not None:
             # Hold the slot while the browser opens so concurrent creates cannot overshoot.
             self._reserved[user] = self._reserved.get(user, 0) + 1
             try:

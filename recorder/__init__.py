@@ -1,6 +1,58 @@
 """capture-replay's producer side: the cassette format, redaction and the recording proxy.
 
+The replay side needs only what is re-exported here: `open_cassette(path)` gives a `Cassette`
+(`.header`, `.entries` of `IndexEntry`, `.torn_tail`, `.load(entry) -> Interaction`).
+The proxy lives in `recorder.proxy` (imports aiohttp), redaction in `recorder.redaction`.
+
 Must never import `mock_server`.
 """
 
 __version__ = "0.1.0"
+
+from recorder.cassette import (  # noqa: E402
+    FORMAT_VERSION,
+    Cassette,
+    CassetteWriter,
+    WriteMode,
+    open_cassette,
+    repair_cassette,
+)
+from recorder.errors import (  # noqa: E402
+    CassetteError,
+    CassetteExistsError,
+    CassetteVersionError,
+    CorruptCassetteError,
+    NotACassetteError,
+    RecorderError,
+    TornCassetteError,
+)
+from recorder.records import (  # noqa: E402
+    CassetteHeader,
+    IndexEntry,
+    Interaction,
+    RecordedRequest,
+    RecordedResponse,
+    TornTail,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Cassette",
+    "CassetteError",
+    "CassetteExistsError",
+    "CassetteHeader",
+    "CassetteVersionError",
+    "CassetteWriter",
+    "CorruptCassetteError",
+    "IndexEntry",
+    "Interaction",
+    "NotACassetteError",
+    "RecordedRequest",
+    "RecordedResponse",
+    "RecorderError",
+    "TornCassetteError",
+    "TornTail",
+    "WriteMode",
+    "open_cassette",
+    "repair_cassette",
+]

@@ -33,29 +33,28 @@ def emulator_config(**overrides: Any) -> ServerConfig:
     return replace(base, **overrides)
 
 
-class RunningEmulator:
-    """The app on a real socket and an aiohttp client for it."""
+class ApiClient:
+    """Speaks the Capture API to `url` and validates every answer against the contract."""
 
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.app = make_app(config)
-        self._runner = web.AppRunner(self.app, access_log=None)
+    def __init__(self, url: str = "") -> None:
+        self.url = url
         self.http: aiohttp.ClientSession | None = None
-        self.url = ""
+        self.last_headers: dict[str, str] = {}
+        self.last_raw = b""
 
-    async def start(self) -> RunningEmulator:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+    async def open(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        return self
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         if self.http is not None:
             await self.http.close()
-        await self._runner.cleanup()
+
+    async def __aenter__(self) -> ApiClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def call(
         self,
@@ -77,7 +76,9 @@ class RunningEmulator:
             hdrs.setdefault("Content-Type", "application/json")
         async with self.http.request(method, self.url + path, data=data, headers=hdrs) as resp:
             assert resp.content_type == "application/json", await resp.text()
-            return resp.status, await resp.json()
+            self.last_headers = dict(resp.headers)
+            self.last_raw = await resp.read()
+            return resp.status, json.loads(self.last_raw)
 
     async def create(self, body: Any = None, *, token: str = TOKEN) -> dict[str, Any]:
         status, data = await self.call("POST", "/v1/sessions", body, token=token)
@@ -120,3 +121,26 @@ class RunningEmulator:
             "POST", "/__admin/clock/advance", {"seconds": seconds}, token=None
         )
         assert status == 200, data
+
+
+class RunningEmulator(ApiClient):
+    """The app on a real socket, and a client for it."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.app = make_app(config)
+        self._runner = web.AppRunner(self.app, access_log=None)
+
+    async def start(self) -> RunningEmulator:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        await self.open()
+        return self
+
+    async def stop(self) -> None:
+        await self.aclose()
+        await self._runner.cleanup()

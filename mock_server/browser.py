@@ -1,0 +1,459 @@
+"""The local-browser backend: finding Chromium, owning its process, and handing out session pages.
+
+`BrowserManager` owns one shared headless Chromium (launched lazily, relaunched after a crash),
+a small pool of ready contexts so that creating a session with a warm browser costs a few
+milliseconds, and one dedicated Chromium per session that asked for a CDP `connectUrl`.
+`SessionPage` is one session's page plus the state actions need (viewport, console messages,
+page errors, mouse position). This module knows nothing of HTTP, sessions' lifetime or billing;
+it raises only `mock_server.errors` errors and never reads `os.environ`.
+
+Session pages start at a 1440x900 viewport with device scale factor 1, the default of Capture's
+one-shot screenshot API (`vw`/`vh`/`scaleFactor`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import async_playwright
+
+from mock_server.errors import BrowserUnavailableError
+
+if TYPE_CHECKING:
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        CDPSession,
+        ConsoleMessage,
+        Page,
+        Playwright,
+    )
+
+DEFAULT_VIEWPORT_WIDTH = 1440
+DEFAULT_VIEWPORT_HEIGHT = 900
+DEFAULT_DEVICE_SCALE_FACTOR = 1.0
+
+# Bounded so a chatty page cannot grow a session's memory without limit.
+MAX_CONSOLE_MESSAGES = 1000
+MAX_PAGE_ERRORS = 1000
+
+CHROMIUM_ARGS = (
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+
+INSTALL_HINT = (
+    "Install Chromium (e.g. `apt-get install -y chromium`), or pass --browser PATH "
+    "or set CAPTURE_REPLAY_BROWSER to a Chromium/Chrome executable."
+)
+
+_PATH_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Waiting for Chromium to write DevToolsActivePort after launch; it is normally immediate.
+_DEVTOOLS_PORT_WAIT_S = 10.0
+
+
+def _bundled_chromium() -> str | None:
+    """Playwright's own downloaded Chromium, if `playwright install chromium` was run."""
+    try:
+        cache = Path.home() / ".cache" / "ms-playwright"
+        candidates = sorted(cache.glob("chromium-*/chrome-linux*/chrome"), reverse=True)
+    except (OSError, RuntimeError):  # no home directory, unreadable cache
+        return None
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def find_browser(explicit: str | None) -> str | None:
+    """Resolve the Chromium executable to launch.
+
+    An explicit path wins even when it does not exist (launching then fails with a clear 503);
+    then Playwright's bundled Chromium; then a Chromium/Chrome on PATH; else None.
+    """
+    if explicit:
+        return explicit
+    bundled = _bundled_chromium()
+    if bundled:
+        return bundled
+    for name in _PATH_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Viewport:
+    """The live emulation state of a session page."""
+
+    width: int = DEFAULT_VIEWPORT_WIDTH
+    height: int = DEFAULT_VIEWPORT_HEIGHT
+    device_scale_factor: float = DEFAULT_DEVICE_SCALE_FACTOR
+    is_mobile: bool = False
+    has_touch: bool = False
+    user_agent: str | None = None
+
+
+class SessionPage:
+    """One session's page and the state its actions read and update.
+
+    The API layer holds `lock` while an action runs, so actions of one session run in order.
+    """
+
+    def __init__(
+        self,
+        context: BrowserContext,
+        page: Page,
+        *,
+        session_id: str = "",
+        allow_file_urls: bool = False,
+        connect_url: str | None = None,
+        user_data_dir: str | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.context = context
+        self.page = page
+        self.lock = asyncio.Lock()
+        self.connect_url = connect_url
+        self.allow_file_urls = allow_file_urls
+        self.viewport = Viewport()
+        self.console_messages: deque[dict[str, Any]] = deque(maxlen=MAX_CONSOLE_MESSAGES)
+        self.page_errors: deque[dict[str, Any]] = deque(maxlen=MAX_PAGE_ERRORS)
+        self.mouse_x = 0.0
+        self.mouse_y = 0.0
+        self._cdp: CDPSession | None = None
+        self._user_data_dir = user_data_dir
+        self._closed = False
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_page_error)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        self.console_messages.append(
+            {"type": message.type, "text": message.text, "timestamp": _now_ms()}
+        )
+
+    def _on_page_error(self, error: PlaywrightError) -> None:
+        entry: dict[str, Any] = {"message": error.message, "timestamp": _now_ms()}
+        if error.stack:
+            entry["stack"] = error.stack
+        self.page_errors.append(entry)
+
+    async def cdp(self) -> CDPSession:
+        """A CDP session on the page, for emulation Playwright cannot change on a live page."""
+        if self._cdp is None:
+            self._cdp = await self.context.new_cdp_session(self.page)
+        return self._cdp
+
+    async def close(self) -> None:
+        """Close the context (and a dedicated CDP browser with it); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(PlaywrightError):
+            await self.context.close()
+        if self._user_data_dir:
+            await asyncio.to_thread(shutil.rmtree, self._user_data_dir, True)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class BrowserManager:
+    """Owns Playwright, the shared Chromium, the ready-context pool and per-session CDP browsers."""
+
+    def __init__(
+        self, executable: str | None, *, pool_size: int = 2, allow_file_urls: bool = False
+    ) -> None:
+        self.executable = executable
+        self.pool_size = max(0, pool_size)
+        self.allow_file_urls = allow_file_urls
+        self.last_error: BrowserUnavailableError | None = None
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._launched = False
+        self._launch_lock = asyncio.Lock()
+        self._pool: deque[SessionPage] = deque()
+        self._refill_task: asyncio.Task[None] | None = None
+        self._cdp_pages: set[SessionPage] = set()
+        # Marks this manager's Chromium processes so browser_pids() can find them in /proc.
+        self._marker = f"--capture-replay-owner={uuid.uuid4().hex}"
+        self._closing = False
+
+    @property
+    def launched(self) -> bool:
+        """True once a browser process has been launched (replay mode must never launch one)."""
+        return self._launched
+
+    async def warm_up(self) -> None:
+        """Launch the browser and fill the pool; a failure is remembered, not raised."""
+        try:
+            await self._ensure_browser()
+            await self._fill_pool()
+        except BrowserUnavailableError as err:
+            self.last_error = err
+
+    async def open_session_page(self, session_id: str, *, cdp: bool = False) -> SessionPage:
+        """A ready page for a new session; raises BrowserUnavailableError when none can be had."""
+        if cdp:
+            return await self._open_cdp_page(session_id)
+        browser = await self._ensure_browser()
+        sp: SessionPage | None = None
+        while self._pool:
+            candidate = self._pool.popleft()
+            if not candidate.page.is_closed():
+                sp = candidate
+                break
+        if sp is None:
+            sp = await self._new_pooled_page(browser)
+        sp.session_id = session_id
+        self._schedule_refill()
+        return sp
+
+    async def new_context(self, **context_options: Any) -> BrowserContext:
+        """A fresh raw context on the shared browser (for one-shot endpoints)."""
+        browser = await self._ensure_browser()
+        try:
+            return await browser.new_context(**context_options)
+        except PlaywrightError as err:
+            raise BrowserUnavailableError(_first_line(err), hint=INSTALL_HINT) from err
+
+    def browser_pids(self) -> list[int]:
+        """Pids of this manager's Chromium process trees (best effort, Linux /proc).
+
+        The shared browser's root process comes first, then its descendants, then the
+        dedicated CDP browsers' trees.
+        """
+        procs = _read_proc_table()
+        roots = [
+            pid
+            for pid, (ppid, cmdline) in procs.items()
+            if self._marker in cmdline and self._marker not in procs.get(ppid, (0, ""))[1]
+        ]
+        # The shared browser has no --user-data-dir of ours; CDP browsers do.
+        roots.sort(key=lambda pid: "--remote-debugging-port=0" in procs[pid][1])
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in procs.items():
+            children.setdefault(ppid, []).append(pid)
+        ordered: list[int] = []
+        for root in roots:
+            stack = [root]
+            while stack:
+                pid = stack.pop()
+                ordered.append(pid)
+                stack.extend(sorted(children.get(pid, ()), reverse=True))
+        return ordered
+
+    async def close(self) -> None:
+        """Close every page, context and browser, then stop Playwright."""
+        self._closing = True
+        if self._refill_task is not None:
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refill_task
+            self._refill_task = None
+        for sp in [*self._pool, *self._cdp_pages]:
+            await sp.close()
+        self._pool.clear()
+        self._cdp_pages.clear()
+        if self._browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                await self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                await self._playwright.stop()
+            self._playwright = None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _launch_options(self) -> dict[str, Any]:
+        if not self.executable:
+            raise BrowserUnavailableError(f"No Chromium executable found. {INSTALL_HINT}")
+        if not os.path.exists(self.executable):
+            raise BrowserUnavailableError(
+                f"Browser executable not found: {self.executable}. {INSTALL_HINT}"
+            )
+        return {"executable_path": self.executable, "headless": True}
+
+    async def _ensure_playwright(self) -> Playwright:
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        return self._playwright
+
+    async def _ensure_browser(self) -> Browser:
+        if self._closing:
+            raise BrowserUnavailableError("The browser backend is shutting down.")
+        browser = self._browser
+        if browser is not None and browser.is_connected():
+            return browser
+        async with self._launch_lock:
+            browser = self._browser
+            if browser is not None and browser.is_connected():
+                return browser
+            options = self._launch_options()
+            playwright = await self._ensure_playwright()
+            # Pages of a crashed browser are dead; never hand them out.
+            self._pool.clear()
+            try:
+                browser = await playwright.chromium.launch(
+                    **options, args=[*CHROMIUM_ARGS, self._marker]
+                )
+            except PlaywrightError as err:
+                raise BrowserUnavailableError(
+                    f"Could not launch Chromium at {self.executable}: {_first_line(err)}. "
+                    f"{INSTALL_HINT}"
+                ) from err
+            browser.on("disconnected", self._on_disconnected)
+            self._browser = browser
+            self._launched = True
+            self.last_error = None
+            return browser
+
+    def _on_disconnected(self, browser: Browser) -> None:
+        if self._browser is browser:
+            self._browser = None
+            self._pool.clear()
+
+    async def _new_pooled_page(self, browser: Browser) -> SessionPage:
+        try:
+            context = await browser.new_context(
+                viewport={"width": DEFAULT_VIEWPORT_WIDTH, "height": DEFAULT_VIEWPORT_HEIGHT},
+                device_scale_factor=DEFAULT_DEVICE_SCALE_FACTOR,
+            )
+            page = await context.new_page()
+        except PlaywrightError as err:
+            raise BrowserUnavailableError(
+                f"The browser could not open a page: {_first_line(err)}"
+            ) from err
+        return SessionPage(context, page, allow_file_urls=self.allow_file_urls)
+
+    async def _fill_pool(self) -> None:
+        while len(self._pool) < self.pool_size and not self._closing:
+            browser = await self._ensure_browser()
+            sp = await self._new_pooled_page(browser)
+            if self._browser is browser and not self._closing:
+                self._pool.append(sp)
+            else:
+                await sp.close()
+
+    def _schedule_refill(self) -> None:
+        if self._closing or (self._refill_task is not None and not self._refill_task.done()):
+            return
+        self._refill_task = asyncio.create_task(self._refill_quietly())
+
+    async def _refill_quietly(self) -> None:
+        try:
+            await self._fill_pool()
+        except BrowserUnavailableError as err:
+            # The next open relaunches or reports; a background refill must not crash anything.
+            self.last_error = err
+
+    async def _open_cdp_page(self, session_id: str) -> SessionPage:
+        """A dedicated Chromium with a DevTools port, so a CDP client sees only this session."""
+        options = self._launch_options()
+        playwright = await self._ensure_playwright()
+        user_data_dir = tempfile.mkdtemp(prefix="capture-replay-cdp-")
+        try:
+            context = await playwright.chromium.launch_persistent_context(
+                user_data_dir,
+                **options,
+                args=[*CHROMIUM_ARGS, self._marker, "--remote-debugging-port=0"],
+                viewport={"width": DEFAULT_VIEWPORT_WIDTH, "height": DEFAULT_VIEWPORT_HEIGHT},
+                device_scale_factor=DEFAULT_DEVICE_SCALE_FACTOR,
+            )
+        except PlaywrightError as err:
+            shutil.rmtree(user_data_dir, ignore_errors=True)
+            raise BrowserUnavailableError(
+                f"Could not launch Chromium at {self.executable}: {_first_line(err)}. "
+                f"{INSTALL_HINT}"
+            ) from err
+        self._launched = True
+        try:
+            connect_url = await _read_devtools_url(Path(user_data_dir))
+            page = context.pages[0] if context.pages else await context.new_page()
+        except (PlaywrightError, BrowserUnavailableError) as err:
+            with contextlib.suppress(PlaywrightError):
+                await context.close()
+            shutil.rmtree(user_data_dir, ignore_errors=True)
+            if isinstance(err, BrowserUnavailableError):
+                raise
+            raise BrowserUnavailableError(f"CDP browser failed: {_first_line(err)}") from err
+        sp = SessionPage(
+            context,
+            page,
+            session_id=session_id,
+            allow_file_urls=self.allow_file_urls,
+            connect_url=connect_url,
+            user_data_dir=user_data_dir,
+        )
+        self._cdp_pages.add(sp)
+        context.on("close", lambda _ctx: self._cdp_pages.discard(sp))
+        return sp
+
+
+async def _read_devtools_url(user_data_dir: Path) -> str:
+    """The browser-level ws:// endpoint, from the DevToolsActivePort file Chromium writes."""
+    port_file = user_data_dir / "DevToolsActivePort"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _DEVTOOLS_PORT_WAIT_S
+    while True:
+        try:
+            lines = port_file.read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= 2:
+            return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+        if loop.time() > deadline:
+            raise BrowserUnavailableError("Chromium did not report its DevTools port.")
+        # Polling a file: there is no event to await for Chromium writing it.
+        await asyncio.sleep(0.02)
+
+
+def _read_proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) for every readable process."""
+    table: dict[int, tuple[int, str]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return table
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        # The command name in stat may contain spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), cmdline)
+    return table
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of a Playwright error, without its call log."""
+    text = getattr(err, "message", None) or str(err)
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__

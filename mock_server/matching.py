@@ -1,0 +1,182 @@
+"""How a live request is compared with recorded ones: named matchers that say why they failed.
+
+A request is reduced to a `RequestKey` (method, path with the session id mapped, query, canonical
+JSON body with ignored fields dropped); matchers compare two keys field by field and return the
+differences, which a replay miss reports as its near-miss diagnostics (WireMock style). Values a
+secret may hide in (typed text, passwords) are never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qsl
+
+# The signed one-shot URLs: /{key}/{hash}/{endpoint}; the hash is ignored when matching.
+SIGNED_PATH = re.compile(r"^/([^/]+)/([^/]+)/(image|pdf|content|metadata|animated)/?$")
+SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
+SECRET_FIELDS = frozenset({"text", "value", "password", "secret", "token"})
+MAX_SHOWN = 60
+
+
+class Matcher(StrEnum):
+    METHOD = "method"
+    PATH = "path"
+    QUERY = "query"
+    BODY = "body"
+    ACTION_TYPE = "action_type"
+
+
+DEFAULT_MATCHERS: tuple[Matcher, ...] = (Matcher.METHOD, Matcher.PATH, Matcher.QUERY, Matcher.BODY)
+
+
+def parse_matchers(names: Iterable[str]) -> tuple[Matcher, ...]:
+    """Named matchers from `--match-on`; an unknown name fails with the valid list."""
+    chosen = []
+    for name in names:
+        try:
+            chosen.append(Matcher(name))
+        except ValueError:
+            valid = ", ".join(m.value for m in Matcher)
+            raise ValueError(f"unknown matcher {name!r}; valid matchers: {valid}") from None
+    return tuple(chosen) or DEFAULT_MATCHERS
+
+
+def normalize_path(path: str, session_ids: dict[str, str] | None = None) -> str:
+    """Map a session id to its counterpart (recorded <-> live) and blank a signed URL's hash."""
+    signed = SIGNED_PATH.match(path)
+    if signed:
+        return f"/{signed.group(1)}/*/{signed.group(3)}"
+    session = SESSION_PATH.match(path)
+    if session and session_ids:
+        sid = session.group(1)
+        mapped = session_ids.get(sid, sid)
+        return f"/v1/sessions/{mapped}{session.group(2) or ''}"
+    return path.rstrip("/") or "/"
+
+
+def drop_path(body: Any, dotted: str) -> Any:
+    """A copy of `body` without the field at `dotted` (e.g. `payload.url`); lists are walked."""
+    head, _, rest = dotted.partition(".")
+    if isinstance(body, list):
+        return [drop_path(item, dotted) for item in body]
+    if not isinstance(body, dict) or head not in body:
+        return body
+    copy = dict(body)
+    if rest:
+        copy[head] = drop_path(copy[head], rest)
+    else:
+        del copy[head]
+    return copy
+
+
+def canonical_body(raw: bytes, ignore: Iterable[str] = ()) -> Any:
+    """The JSON body as a comparable value (key order and whitespace do not matter); a body
+    that is not JSON stays bytes. An empty body, `{}` and PHP's `[]` are the same."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return bytes(raw)
+    if body == []:
+        return {}
+    if isinstance(body, dict) and body.get("payload") == []:
+        body = {**body, "payload": {}}
+    for dotted in ignore:
+        body = drop_path(body, dotted)
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    body: Any
+    action_type: str | None
+
+    @property
+    def hashable(self) -> tuple[str, str, tuple[tuple[str, str], ...], str, str | None]:
+        body = self.body
+        text = body.hex() if isinstance(body, bytes) else json.dumps(body, sort_keys=True)
+        return (self.method, self.path, self.query, text, self.action_type)
+
+
+def request_key(
+    method: str, path: str, query: str, body: bytes, *,
+    session_ids: dict[str, str] | None = None, ignore: Iterable[str] = (),
+) -> RequestKey:
+    canonical = canonical_body(body, ignore)
+    action_type = None
+    if isinstance(canonical, dict) and path.rstrip("/").endswith("/actions"):
+        value = canonical.get("type")
+        action_type = value if isinstance(value, str) else None
+    return RequestKey(
+        method=method.upper(),
+        path=normalize_path(path, session_ids),
+        query=tuple(sorted(parse_qsl(query, keep_blank_values=True))),
+        body=canonical,
+        action_type=action_type,
+    )
+
+
+def shown(value: Any, field: str) -> str:
+    """A value as a diagnostic may show it: typed text and secrets never, long values cut."""
+    if field.rsplit(".", 1)[-1] in SECRET_FIELDS:
+        return "<hidden>"
+    text = value.hex() if isinstance(value, bytes) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
+def diff_values(recorded: Any, live: Any, where: str) -> list[str]:
+    """Field-by-field differences, as `body.payload.url: recorded "a", got "b"`."""
+    if isinstance(recorded, dict) and isinstance(live, dict):
+        out: list[str] = []
+        for key in sorted(set(recorded) | set(live), key=str):
+            sub = f"{where}.{key}"
+            if key not in live:
+                out.append(f"{sub}: recorded {shown(recorded[key], sub)}, missing")
+            elif key not in recorded:
+                out.append(f"{sub}: not recorded, got {shown(live[key], sub)}")
+            else:
+                out.extend(diff_values(recorded[key], live[key], sub))
+        return out
+    if recorded != live:
+        return [f"{where}: recorded {shown(recorded, where)}, got {shown(live, where)}"]
+    return []
+
+
+Comparison = Callable[[RequestKey, RequestKey], list[str]]
+
+COMPARISONS: dict[Matcher, Comparison] = {
+    Matcher.METHOD: lambda r, l: [] if r.method == l.method else [f"method: recorded {r.method}, got {l.method}"],
+    Matcher.PATH: lambda r, l: [] if r.path == l.path else [f"path: recorded {r.path}, got {l.path}"],
+    Matcher.QUERY: lambda r, l: diff_values(dict(r.query), dict(l.query), "query"),
+    Matcher.BODY: lambda r, l: diff_values(r.body, l.body, "body"),
+    Matcher.ACTION_TYPE: lambda r, l: []
+    if r.action_type == l.action_type
+    else [f"type: recorded {r.action_type}, got {l.action_type}"],
+}
+
+
+def differences(recorded: RequestKey, live: RequestKey, matchers: Iterable[Matcher]) -> list[str]:
+    """Why `recorded` does not answer `live` under `matchers`; empty when it does."""
+    out: list[str] = []
+    for matcher in matchers:
+        out.extend(COMPARISONS[matcher](recorded, live))
+    return out
+
+
+def match_key(key: RequestKey, matchers: Iterable[Matcher]) -> tuple[Any, ...]:
+    """The part of a key the chosen matchers look at: equal keys match."""
+    parts = []
+    full = key.hashable
+    fields = {Matcher.METHOD: 0, Matcher.PATH: 1, Matcher.QUERY: 2, Matcher.BODY: 3, Matcher.ACTION_TYPE: 4}
+    for matcher in matchers:
+        parts.append(full[fields[matcher]])
+    return tuple(parts)

@@ -1,0 +1,308 @@
+"""The replay engine: plays cassettes session by session while the emulator's own rules (TTL,
+409 after expiry, the per-user limit, billing) keep holding.
+
+Each replayed create gets a fresh session id mapped to a recorded session (the k-th create with a
+given body gets the k-th recorded session with that body, cycling); each replayed session has its
+own cursor, so parallel clients never take each other's answers; within a session the n-th
+identical request gets the n-th recorded answer (vcrpy's play counts). Time fields of answers come
+from the mock's clock. Cassettes are indexed, not loaded: bodies are read when an answer is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mock_server.config import Exhausted
+from mock_server.matching import (
+    DEFAULT_MATCHERS,
+    SESSION_PATH,
+    Matcher,
+    RequestKey,
+    differences,
+    match_key,
+    request_key,
+)
+from mock_server.sessions import Session
+from recorder.cassette import Cassette, open_cassette
+from recorder.records import IndexEntry, Interaction
+
+# Fields of a `session` object that replay recomputes from the mock's own session.
+SESSION_TIME_FIELDS = (
+    "status", "closeReason", "createdAt", "startedAt", "expiresAt", "closedAt",
+    "durationSeconds", "billedCredits",
+)
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+     "transfer-encoding", "upgrade", "content-length", "date", "server"}
+)
+STATE_CHANGING = frozenset(
+    {"goto", "click", "fill", "type", "type_text", "select", "check", "press", "scroll",
+     "hover", "move_mouse", "drag_mouse", "back", "forward", "reload", "batch",
+     "wait_for_selector"}
+)
+# Fixed namespace so fresh ids are the same in every run of the same cassette (byte-identical replays).
+ID_NAMESPACE = uuid.UUID("5f0c2a7e-3b1d-4c9a-9a57-0c1e2d3f4a5b")
+
+
+@dataclass(slots=True)
+class Recorded:
+    """One recorded exchange, with its match key computed on first use."""
+
+    cassette: Cassette
+    entry: IndexEntry
+    key: RequestKey | None = None
+
+    def load(self) -> Interaction:
+        return self.cassette.load(self.entry)
+
+    @property
+    def label(self) -> str:
+        return f"{self.cassette.path.name}#{self.entry.seq}"
+
+
+@dataclass(slots=True)
+class RecordedSession:
+    recorded_id: str
+    create: Recorded
+    exchanges: list[Recorded]
+
+
+@dataclass(slots=True)
+class ReplayState:
+    """A replayed session: its recording, its cursors and, once diverged, where."""
+
+    fresh_id: str
+    recording: RecordedSession
+    counts: dict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
+    applied: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    diverged_at: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What replay answers: status, headers and body bytes, and the exchange it came from."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    source: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A request no recording answers, with the nearest recorded exchanges and their differences."""
+
+    description: str
+    cassettes: str
+    closest: list[dict[str, Any]]
+    reason: str = "not recorded"
+
+    def body(self) -> dict[str, Any]:
+        near = "; ".join(
+            f"{c['exchange']} ({', '.join(c['differences'][:3]) or 'identical'})" for c in self.closest
+        )
+        error = f"{self.description} was {self.reason} in {self.cassettes}"
+        error += f"; closest: {near}" if near else "; nothing close was recorded"
+        return {"success": False, "error": error, "closest": self.closest}
+
+
+def describe(key: RequestKey) -> str:
+    text = f"{key.method} {key.path}"
+    if key.action_type:
+        text += f" ({key.action_type})"
+    return text
+
+
+class Player:
+    """Every loaded cassette, indexed for replay, and the state of the sessions being replayed."""
+
+    def __init__(
+        self,
+        paths: tuple[Path, ...],
+        *,
+        matchers: tuple[Matcher, ...] = DEFAULT_MATCHERS,
+        ignore: tuple[str, ...] = (),
+        exhausted: Exhausted = Exhausted.REPEAT,
+    ) -> None:
+        self.matchers = matchers
+        self.ignore = ignore
+        self.exhausted = exhausted
+        self.cassettes: list[Cassette] = []
+        self.sessions: dict[str, RecordedSession] = {}
+        self.creates: dict[tuple[Any, ...], list[RecordedSession]] = {}
+        self.others: list[Recorded] = []
+        self.create_counts: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.other_counts: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.replays: dict[str, ReplayState] = {}
+        self.misses: list[dict[str, Any]] = []
+        try:
+            for path in paths:
+                self.cassettes.append(open_cassette(path))
+        except BaseException:
+            self.close()
+            raise
+        self._index()
+
+    @property
+    def names(self) -> str:
+        return ", ".join(c.path.name for c in self.cassettes) or "no cassette"
+
+    def _index(self) -> None:
+        by_session: dict[str, list[Recorded]] = defaultdict(list)
+        for cassette in self.cassettes:
+            for entry in cassette.entries:
+                item = Recorded(cassette, entry)
+                is_create = entry.method == "POST" and entry.path.rstrip("/") == "/v1/sessions"
+                if is_create and entry.status == 201 and entry.session_id:
+                    self.sessions[entry.session_id] = RecordedSession(entry.session_id, item, [])
+                elif entry.session_id and SESSION_PATH.match(entry.path):
+                    by_session[entry.session_id].append(item)
+                elif not is_create:
+                    self.others.append(item)
+        for sid, items in by_session.items():
+            if sid in self.sessions:
+                self.sessions[sid].exchanges = items
+            else:  # e.g. an unknown-session 404: answered by the emulator's own rules
+                self.others.extend(items)
+        for recording in self.sessions.values():
+            key = self._key_of(recording.create)
+            self.creates.setdefault(match_key(key, self.matchers), []).append(recording)
+
+    def _key_of(self, item: Recorded) -> RequestKey:
+        if item.key is None:
+            req = item.load().request
+            item.key = request_key(req.method, req.path, req.query, req.body, ignore=self.ignore)
+        return item.key
+
+    def close(self) -> None:
+        for cassette in self.cassettes:
+            cassette.close()
+
+    def reset(self) -> None:
+        self.create_counts.clear()
+        self.other_counts.clear()
+        self.replays.clear()
+        self.misses.clear()
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def live_key(
+        self, method: str, path: str, query: str, body: bytes, state: ReplayState | None = None
+    ) -> RequestKey:
+        ids = {state.fresh_id: state.recording.recorded_id} if state else None
+        return request_key(method, path, query, body, session_ids=ids, ignore=self.ignore)
+
+    def start_session(self, key: RequestKey) -> tuple[RecordedSession, str] | Miss:
+        """The recorded session the next create with this body replays, and its fresh id."""
+        mk = match_key(key, self.matchers)
+        candidates = self.creates.get(mk)
+        if not candidates:
+            return self._miss(key, [r.create for r in self.sessions.values()])
+        k = self.create_counts[mk]
+        self.create_counts[mk] += 1
+        recording = candidates[k % len(candidates)]
+        fresh = f"sess_{uuid.uuid5(ID_NAMESPACE, f'{recording.recorded_id}#{k}')}"
+        return recording, fresh
+
+    def find(self, key: RequestKey, state: ReplayState | None) -> Recorded | Miss:
+        """The recorded answer for the n-th occurrence of `key` (in a session, or globally)."""
+        pool = state.recording.exchanges if state else self.others
+        counts = state.counts if state else self.other_counts
+        mk = match_key(key, self.matchers)
+        hits = [item for item in pool if match_key(self._key_of(item), self.matchers) == mk]
+        if not hits:
+            return self._miss(key, pool, state=state)
+        n = counts[mk]
+        counts[mk] += 1
+        if n >= len(hits):
+            if self.exhausted is Exhausted.ERROR:
+                return self._miss(
+                    key, hits, state=state,
+                    reason=f"asked {n + 1} times but recorded only {len(hits)} times",
+                )
+            return hits[-1]
+        return hits[n]
+
+    def _miss(
+        self,
+        key: RequestKey,
+        pool: list[Recorded],
+        *,
+        reason: str = "not recorded",
+        state: ReplayState | None = None,
+    ) -> Miss:
+        ranked = []
+        for item in pool:
+            diffs = differences(self._key_of(item), key, self.matchers)
+            ranked.append((len(diffs), item.entry.seq, item, diffs))
+        ranked.sort(key=lambda r: (r[0], r[1]))
+        closest = [
+            {
+                "exchange": item.label,
+                "cassette": str(item.cassette.path),
+                "seq": item.entry.seq,
+                "method": item.entry.method,
+                "path": item.entry.path,
+                "actionType": item.entry.action_type,
+                "differences": diffs,
+            }
+            for _, _, item, diffs in ranked[:3]
+        ]
+        asked = describe(key)
+        if state is not None:  # say what the client asked, with its own session id
+            asked = asked.replace(state.recording.recorded_id, state.fresh_id)
+        return Miss(asked, self.names, closest, reason)
+
+    def record_miss(self, miss: Miss, session_id: str | None) -> None:
+        self.misses.append({"session": session_id, **miss.body()})
+
+    # -- answers -------------------------------------------------------------------------
+
+    def answer(
+        self,
+        item: Recorded,
+        *,
+        session: Session | None,
+        now: float,
+        recorded_id: str | None = None,
+    ) -> Answer:
+        """The recorded answer with the session id mapped and the time fields recomputed."""
+        interaction = item.load()
+        resp = interaction.response
+        body = resp.body
+        if session is not None and recorded_id:
+            body = body.replace(recorded_id.encode(), session.id.encode())
+        if session is not None:
+            body = overlay_times(body, session, now)
+        headers = tuple((k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP)
+        return Answer(resp.status, headers, body, item.label, interaction.duration)
+
+
+def overlay_times(body: bytes, session: Session, now: float) -> bytes:
+    """Recompute `expiresInSeconds` and the session's time fields from the mock's clock.
+    A body that is not a JSON object is returned unchanged (byte for byte)."""
+    if not body.startswith(b"{"):
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    if "expiresInSeconds" in data:
+        data["expiresInSeconds"] = session.expires_in(now)
+    nested = data.get("session")
+    if isinstance(nested, dict):
+        snapshot = session.snapshot()
+        for name in SESSION_TIME_FIELDS:
+            if name in nested:
+                nested[name] = snapshot[name]
+        if "maxTtlSeconds" in nested:
+            nested["maxTtlSeconds"] = session.options.max_ttl_seconds
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

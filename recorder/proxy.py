@@ -1,0 +1,298 @@
+"""The recording reverse proxy: forwards every method and path to the upstream Capture API,
+answers the client unchanged (status, headers minus hop-by-hop, body bytes, no decompression),
+then redacts the exchange and appends it to the cassette.
+
+`make_proxy_app(config)` builds the aiohttp app; the upstream `ClientSession`, the
+`CassetteWriter` and the `Redactor` are owned by `app.cleanup_ctx`. `run_proxy(config)` serves it
+until SIGINT/SIGTERM, letting in-flight exchanges finish (bounded) before closing the cassette.
+
+Must not import `mock_server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from recorder import __version__
+from recorder.cassette import CassetteWriter, WriteMode
+from recorder.records import (
+    Interaction,
+    RecordedRequest,
+    RecordedResponse,
+    action_type_of,
+    session_id_of,
+)
+from recorder.redaction import RedactionRules, Redactor
+
+DEFAULT_UPSTREAM = "https://api.capture.page"
+DEFAULT_PORT = 8791
+HEALTH_PATH = "/__admin/health"
+_BIG_BODY = 1 << 20  # records larger than this are redacted and written off the event loop
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Not hop-by-hop, but recomputed by the HTTP stack on each side.
+_REQUEST_SKIP = HOP_BY_HOP | {"host", "content-length", "expect"}
+_RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    cassette: Path
+    upstream: str = DEFAULT_UPSTREAM
+    mode: WriteMode = WriteMode.NEW
+    redaction: RedactionRules = field(default_factory=RedactionRules)
+    connect_timeout: float = 10.0
+    timeout: float = 120.0  # total budget of one upstream exchange
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT  # 0 = ephemeral
+    fsync: bool = False
+    max_body_bytes: int = 256 * 1024 * 1024
+    shutdown_timeout: float = 10.0  # how long SIGINT/SIGTERM waits for exchanges in flight
+
+
+@dataclass(slots=True)
+class ProxyState:
+    session: aiohttp.ClientSession
+    writer: CassetteWriter
+    redactor: Redactor
+    base: str
+    recorded: int = 0
+    failures: int = 0
+    in_flight: int = 0
+
+
+CONFIG_KEY = web.AppKey("proxy_config", ProxyConfig)
+STATE_KEY = web.AppKey("proxy_state", ProxyState)
+
+
+def _connection_listed(headers: CIMultiDict[str] | CIMultiDictProxy[str]) -> frozenset[str]:
+    """Header names a `Connection` header marks as hop-by-hop."""
+    values = headers.getall("Connection", ())
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+def _error_body(message: str) -> bytes:
+    return json.dumps({"success": False, "error": message}).encode()
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Proxy one exchange, record it, answer the client."""
+    state = request.app[STATE_KEY]
+    config = request.app[CONFIG_KEY]
+    state.in_flight += 1
+    try:
+        return await _forward(request, state, config)
+    finally:
+        state.in_flight -= 1
+
+
+async def _forward(
+    request: web.Request, state: ProxyState, config: ProxyConfig
+) -> web.StreamResponse:
+    start = time.time()
+    t0 = time.perf_counter()
+    seq = state.writer.next_seq()
+    body = await request.read()
+    raw_target = request.raw_path
+    path, _, query = raw_target.partition("?")
+    in_headers = request.headers
+    dropped = _REQUEST_SKIP | _connection_listed(in_headers)
+    out_headers = [(k, v) for k, v in in_headers.items() if k.lower() not in dropped]
+    error: str | None = None
+    try:
+        async with state.session.request(
+            request.method,
+            URL(state.base + raw_target, encoded=True),
+            headers=out_headers,
+            # aiohttp warns on (and would copy) large raw bytes; a BytesIO streams them.
+            data=(io.BytesIO(body) if len(body) > _BIG_BODY else body) if body else None,
+            allow_redirects=False,
+        ) as upstream:
+            resp_body = await upstream.read()
+            status, reason = upstream.status, upstream.reason or ""
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
+    except TimeoutError:
+        status, reason = 504, "Gateway Timeout"
+        error = f"upstream {state.base} did not answer within {config.timeout:g} s"
+    except aiohttp.ClientError as err:
+        status, reason = 502, "Bad Gateway"
+        error = f"upstream {state.base} unreachable: {err.__class__.__name__}: {err}"
+    if error is not None:
+        state.failures += 1
+        resp_body = _error_body(error)
+        raw = [("Content-Type", "application/json; charset=utf-8")]
+    duration = time.perf_counter() - t0
+
+    recorded_request = RecordedRequest(
+        method=request.method, path=path, query=query, headers=tuple(in_headers.items()), body=body
+    )
+    recorded_response = RecordedResponse(
+        status=status, headers=tuple(raw), body=resp_body, reason=reason
+    )
+    live = Interaction(
+        seq=seq,
+        start=start,
+        duration=duration,
+        session_id=session_id_of(recorded_request, recorded_response),
+        action_type=action_type_of(request.method, path, body),
+        user=None,
+        request=recorded_request,
+        response=recorded_response,
+        error=error,
+    )
+    # Written (and flushed to the OS) just before the answer leaves: an exchange the client saw
+    # answered is in the file even if the recorder is killed the next instant.
+    if len(body) + len(resp_body) > _BIG_BODY:
+        await asyncio.to_thread(_record, state, live)
+    else:
+        _record(state, live)
+    skip = _RESPONSE_SKIP
+    if any(k.lower() == "connection" for k, _ in raw):
+        skip = skip | _connection_listed(CIMultiDict(raw))
+    return web.Response(
+        status=status,
+        reason=reason or None,
+        body=resp_body,
+        headers=CIMultiDict([(k, v) for k, v in raw if k.lower() not in skip]),
+    )
+
+
+def _record(state: ProxyState, live: Interaction) -> None:
+    state.writer.append(state.redactor.redact(live))
+    state.recorded += 1
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    config = request.app[CONFIG_KEY]
+    stats = state.redactor.stats
+    return web.json_response(
+        {
+            "success": True,
+            "role": "recorder",
+            "version": __version__,
+            "upstream": state.base,
+            "cassette": str(config.cassette),
+            "recorded": state.recorded,
+            "failures": state.failures,
+            "inFlight": state.in_flight,
+            "redaction": {
+                "records": stats.records,
+                "leaksCaught": stats.leaks_caught,
+                "secretsScrubbed": stats.secrets_scrubbed,
+            },
+        }
+    )
+
+
+def _resources(config: ProxyConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        writer = CassetteWriter(
+            config.cassette, upstream=config.upstream, mode=config.mode, fsync=config.fsync
+        )
+        session = aiohttp.ClientSession(
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout),
+            connector=aiohttp.TCPConnector(limit=256),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        )
+        app[STATE_KEY] = ProxyState(
+            session=session,
+            writer=writer,
+            redactor=Redactor(config.redaction),
+            base=config.upstream.rstrip("/"),
+        )
+        try:
+            yield
+        finally:
+            await session.close()
+            writer.close()
+
+    return ctx
+
+
+def make_proxy_app(config: ProxyConfig) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[CONFIG_KEY] = config
+    app.cleanup_ctx.append(_resources(config))
+    app.router.add_get(HEALTH_PATH, health)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+async def run_proxy(
+    config: ProxyConfig,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    on_stopping: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Serve until `stop` is set or SIGINT/SIGTERM arrives, then drain and close the cassette."""
+    stop = stop or asyncio.Event()
+    runner = web.AppRunner(
+        make_proxy_app(config), shutdown_timeout=config.shutdown_timeout, access_log=None
+    )
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread / platform
+                pass
+        if on_ready is not None:
+            on_ready(f"http://{host}:{port}")
+        await stop.wait()
+        if on_stopping is not None:
+            on_stopping(runner.app[STATE_KEY].in_flight)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def serve_proxy(
+    config: ProxyConfig,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    on_stopping: Callable[[int], None] | None = None,
+) -> None:
+    """Blocking entry point for the CLI; uses uvloop when it is installed."""
+    coro: Awaitable[None] = run_proxy(config, on_ready=on_ready, on_stopping=on_stopping)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    else:
+        uvloop.run(coro)  # type: ignore[arg-type]

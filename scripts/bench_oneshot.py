@@ -1,0 +1,155 @@
+"""Benchmark: the one-shot `image` and `animated` endpoints end to end.
+
+`image`: an HTTP GET to a `capture-replay serve` subprocess against a raw in-process Playwright
+screenshot of the same local page (new context + goto + screenshot + close, same 1440x900
+viewport, same Chromium binary), interleaved, ratio of medians. Target <= 1.15x.
+`animated` with duration=3: wall time of the GET against the asked duration. Target <= 1.3x.
+
+    .venv/bin/python scripts/bench_oneshot.py [--rounds 20] [--gif-rounds 3] [--browser PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mock_server.browser import find_browser  # noqa: E402
+from mock_server.signing import sign  # noqa: E402
+from tests.pages import PageServer  # noqa: E402
+
+LAUNCH_ARGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+async def start_server(browser: str) -> tuple[subprocess.Popen[str], str]:
+    """`capture-replay serve` on a free port; the URL comes from its banner (see bench_emulator)."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mock_server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--browser",
+            browser,
+            "--clock",
+            "manual",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = await loop.run_in_executor(None, proc.stderr.readline)
+        match = re.search(r"on (http://\S+)", line)
+        if match:
+            return proc, match.group(1)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def signed_path(endpoint: str, query: str) -> str:
+    return f"/bench/{sign('bench', query)}/{endpoint}?{query}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--gif-rounds", type=int, default=3)
+    parser.add_argument("--browser", default=os.environ.get("CAPTURE_REPLAY_BROWSER"))
+    args = parser.parse_args()
+    browser_path = find_browser(args.browser)
+    if browser_path is None:
+        raise SystemExit("no Chromium found (apt-get install -y chromium)")
+
+    pages = PageServer()
+    await pages.start()
+    proc, base = await start_server(browser_path)
+    http = aiohttp.ClientSession()
+
+    async def get(path: str) -> bytes:
+        async with http.get(base + path) as resp:
+            body = await resp.read()
+            assert resp.status == 200, body[:300]
+            return body
+
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=browser_path, args=LAUNCH_ARGS)
+            target = pages.url("/")
+            image_path = signed_path("image", "url=" + quote(target, safe=""))
+
+            async def baseline() -> bytes:
+                ctx = await browser.new_context(viewport={"width": 1440, "height": 900})
+                try:
+                    page = await ctx.new_page()
+                    await page.goto(target)
+                    return await page.screenshot()
+                finally:
+                    await ctx.close()
+
+            for _ in range(3):  # warm both sides
+                await baseline()
+                await get(image_path)
+            b_times, e_times = [], []
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                await baseline()
+                t1 = time.perf_counter()
+                await get(image_path)
+                t2 = time.perf_counter()
+                b_times.append(t1 - t0)
+                e_times.append(t2 - t1)
+            b, e = statistics.median(b_times) * 1000, statistics.median(e_times) * 1000
+            print(f"{'operation':<22}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}")
+            print(f"{'image 1440x900':<22}{b:>14.1f}{e:>13.1f}{e / b:>7.2f}x  (target <= 1.15x)")
+            await browser.close()
+
+        duration = 3
+        gif_query = f"duration={duration}&url=" + quote(pages.url("/animated"), safe="")
+        walls = []
+        for _ in range(args.gif_rounds):
+            t0 = time.perf_counter()
+            gif = await get(signed_path("animated", gif_query))
+            walls.append(time.perf_counter() - t0)
+        wall = statistics.median(walls)
+        print(
+            f"animated duration={duration}: median wall {wall:.2f} s = {wall / duration:.2f}x "
+            f"the duration (target <= 1.3x); runs {', '.join(f'{w:.2f}' for w in walls)} s; "
+            f"last GIF {len(gif) / 1024:.0f} KiB"
+        )
+    finally:
+        await http.close()
+        proc.terminate()
+        proc.wait(timeout=15)
+        await pages.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
