@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 from collections import deque
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from mock_server import __version__
 from mock_server.actions import ActionType, parse_action_request, run_action
@@ -201,14 +203,12 @@ async def replay_response(emu: Emulator, request: web.Request, answer: Answer) -
         await asyncio.sleep(answer.duration)
     elif isinstance(latency, float | int) and latency > 0:
         await asyncio.sleep(latency / 1000)
-    response = web.Response(status=answer.status, body=answer.body)
-    for name, value in answer.headers:
-        response.headers.add(name, value)
-    response.headers[REPLAY_HEADER] = "hit"
+    headers = CIMultiDict(answer.headers)
+    headers[REPLAY_HEADER] = "hit"
     # The mock's clock, not wall time, so two replays under --clock manual are identical.
-    response.headers["Date"] = format_http_date(emu.clock.now())
-    request[SOURCE] = f"replay {answer.source}"
-    return response
+    headers["Date"] = format_http_date(int(emu.clock.now()))
+    request[SOURCE] = answer.source
+    return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
 def miss_response(
@@ -222,7 +222,8 @@ def miss_response(
     return response
 
 
-def format_http_date(ts: float) -> str:
+@functools.lru_cache(maxsize=4)
+def format_http_date(ts: int) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
 
@@ -252,7 +253,7 @@ async def execute_action(request: web.Request) -> web.StreamResponse:
             ok = answer.status < 400
             if key.action_type:
                 session.count_action(key.action_type, ok)
-                if ok and key.action_type in STATE_CHANGING:
+                if ok and emu.mode is Mode.HYBRID and key.action_type in STATE_CHANGING:
                     # The request as sent (matching may have dropped ignored fields).
                     payload = json.loads(raw).get("payload") or {}
                     state.applied.append((key.action_type, dict(payload)))
@@ -445,7 +446,13 @@ def load_player(config: ServerConfig, paths: tuple[Path, ...]) -> Player:
     except ValueError as err:
         raise BadRequestError(str(err)) from err
     try:
-        return Player(paths, matchers=matchers, ignore=config.ignore, exhausted=config.exhausted)
+        return Player(
+            paths,
+            matchers=matchers,
+            ignore=config.ignore,
+            exhausted=config.exhausted,
+            cycle_sessions=config.cycle_sessions,
+        )
     except CassetteError as err:
         raise BadRequestError(str(err)) from err
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import click
 from aiohttp import web
 
-from mock_server import __version__
+from mock_server import __version__, cassette_commands
 from mock_server.errors import CaptureError
 from mock_server.matching import parse_matchers
+from mock_server.serving import install_uvloop, serve_until_stopped
 from mock_server.config import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
@@ -34,35 +35,6 @@ from mock_server.config import (
 @click.version_option(__version__, prog_name="capture-replay")
 def main() -> None:
     """Record, replay and emulate the Capture browser-sessions API offline."""
-
-
-def install_uvloop() -> None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-async def serve_until_stopped(app: web.Application, host: str, port: int, banner: str) -> None:
-    """Run `app` until SIGINT/SIGTERM; print the listening URL once bound."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as err:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror}") from err
-        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-        click.echo(f"{banner} on http://{bound[0]}:{bound[1]}  (Ctrl-C to stop)", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        click.echo("stopping…", err=True)
-    finally:
-        await runner.cleanup()
 
 
 @main.command()
@@ -232,15 +204,7 @@ def parse_latency(value: str) -> str | float | None:
     return ms
 
 
-def _register_cassette_commands() -> None:
-    try:
-        from mock_server import cassette_commands
-    except ImportError:  # TEMPORARY while the module is being written
-        return
-    cassette_commands.register(main)
-
-
-_register_cassette_commands()
+cassette_commands.register(main)
 
 if __name__ == "__main__":
     sys.exit(main())

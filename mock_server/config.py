@@ -27,6 +27,15 @@ class Mode(StrEnum):
     HYBRID = "hybrid"
 
 
+class RecordMode(StrEnum):
+    """Record modes as vcrpy users know them."""
+
+    NONE = "none"  # replay only (the pytest plugin's default): never the network
+    ONCE = "once"  # record when the cassette does not exist, else replay only
+    NEW_EPISODES = "new_episodes"  # answer what the cassette has, forward and append the rest
+    ALL = "all"  # forward everything and write the cassette
+
+
 class Exhausted(StrEnum):
     """What a request gets once its recorded answers are used up."""
 
@@ -63,6 +72,9 @@ class ServerConfig:
     # Dotted JSON paths dropped from request bodies before matching.
     ignore: tuple[str, ...] = ()
     exhausted: Exhausted = Exhausted.REPEAT
+    # The k-th create beyond the recorded sessions with its body cycles back to the first;
+    # off (record mode new_episodes), it is a miss.
+    cycle_sessions: bool = True
     # None: answer at once; "recorded": after the recorded duration; a number: fixed ms.
     latency: str | float | None = None
 

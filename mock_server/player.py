@@ -11,8 +11,9 @@ from the mock's clock. Cassettes are indexed, not loaded: bodies are read when a
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ STATE_CHANGING = frozenset(
      "hover", "move_mouse", "drag_mouse", "back", "forward", "reload", "batch",
      "wait_for_selector"}
 )
+EXPIRES_IN = re.compile(rb'"expiresInSeconds"\s*:\s*\d+')
+LOAD_CACHE_BYTES = 32 * 1024 * 1024
 # Fixed namespace so fresh ids are the same in every run of the same cassette (byte-identical replays).
 ID_NAMESPACE = uuid.UUID("5f0c2a7e-3b1d-4c9a-9a57-0c1e2d3f4a5b")
 
@@ -56,6 +59,7 @@ class Recorded:
     cassette: Cassette
     entry: IndexEntry
     key: RequestKey | None = None
+    match: tuple[Any, ...] | None = None
 
     def load(self) -> Interaction:
         return self.cassette.load(self.entry)
@@ -64,12 +68,18 @@ class Recorded:
     def label(self) -> str:
         return f"{self.cassette.path.name}#{self.entry.seq}"
 
+    @property
+    def source(self) -> str:
+        return f"replay {self.cassette.path.name}#{self.entry.seq}"
+
 
 @dataclass(slots=True)
 class RecordedSession:
     recorded_id: str
     create: Recorded
     exchanges: list[Recorded]
+    # match key -> the exchanges with that key, in recorded order; built on first use
+    by_match: dict[tuple[Any, ...], list[Recorded]] | None = None
 
 
 @dataclass(slots=True)
@@ -129,7 +139,9 @@ class Player:
         matchers: tuple[Matcher, ...] = DEFAULT_MATCHERS,
         ignore: tuple[str, ...] = (),
         exhausted: Exhausted = Exhausted.REPEAT,
+        cycle_sessions: bool = True,
     ) -> None:
+        self.cycle_sessions = cycle_sessions
         self.matchers = matchers
         self.ignore = ignore
         self.exhausted = exhausted
@@ -141,6 +153,9 @@ class Player:
         self.other_counts: dict[tuple[Any, ...], int] = defaultdict(int)
         self.replays: dict[str, ReplayState] = {}
         self.misses: list[dict[str, Any]] = []
+        self._others_by_match: dict[tuple[Any, ...], list[Recorded]] | None = None
+        self._loaded: OrderedDict[tuple[int, int], tuple[Interaction, int]] = OrderedDict()
+        self._loaded_bytes = 0
         try:
             for path in paths:
                 self.cassettes.append(open_cassette(path))
@@ -176,15 +191,45 @@ class Player:
 
     def _key_of(self, item: Recorded) -> RequestKey:
         if item.key is None:
-            req = item.load().request
+            req = self.load(item).request
             item.key = request_key(req.method, req.path, req.query, req.body, ignore=self.ignore)
         return item.key
+
+    def _match_of(self, item: Recorded) -> tuple[Any, ...]:
+        if item.match is None:
+            item.match = match_key(self._key_of(item), self.matchers)
+        return item.match
+
+    def _grouped(self, pool: list[Recorded]) -> dict[tuple[Any, ...], list[Recorded]]:
+        groups: dict[tuple[Any, ...], list[Recorded]] = defaultdict(list)
+        for item in pool:
+            groups[self._match_of(item)].append(item)
+        return dict(groups)
+
+    def load(self, item: Recorded) -> Interaction:
+        """A recorded exchange, from a small cache bounded in bytes (bodies stay on disk)."""
+        cache_key = (id(item.cassette), item.entry.offset)
+        cached = self._loaded.get(cache_key)
+        if cached is not None:
+            self._loaded.move_to_end(cache_key)
+            return cached[0]
+        found = item.load()
+        size = item.entry.length
+        if size <= LOAD_CACHE_BYTES // 8:
+            self._loaded[cache_key] = (found, size)
+            self._loaded_bytes += size
+            while self._loaded_bytes > LOAD_CACHE_BYTES:
+                _, (_, old_size) = self._loaded.popitem(last=False)
+                self._loaded_bytes -= old_size
+        return found
 
     def close(self) -> None:
         for cassette in self.cassettes:
             cassette.close()
 
     def reset(self) -> None:
+        self._loaded.clear()
+        self._loaded_bytes = 0
         self.create_counts.clear()
         self.other_counts.clear()
         self.replays.clear()
@@ -205,6 +250,11 @@ class Player:
         if not candidates:
             return self._miss(key, [r.create for r in self.sessions.values()])
         k = self.create_counts[mk]
+        if k >= len(candidates) and not self.cycle_sessions:
+            return self._miss(
+                key, [r.create for r in candidates],
+                reason=f"asked {k + 1} times but recorded only {len(candidates)} times",
+            )
         self.create_counts[mk] += 1
         recording = candidates[k % len(candidates)]
         fresh = f"sess_{uuid.uuid5(ID_NAMESPACE, f'{recording.recorded_id}#{k}')}"
@@ -212,10 +262,18 @@ class Player:
 
     def find(self, key: RequestKey, state: ReplayState | None) -> Recorded | Miss:
         """The recorded answer for the n-th occurrence of `key` (in a session, or globally)."""
-        pool = state.recording.exchanges if state else self.others
-        counts = state.counts if state else self.other_counts
+        if state is not None:
+            pool, counts = state.recording.exchanges, state.counts
+            if state.recording.by_match is None:
+                state.recording.by_match = self._grouped(pool)
+            groups = state.recording.by_match
+        else:
+            pool, counts = self.others, self.other_counts
+            if self._others_by_match is None:
+                self._others_by_match = self._grouped(pool)
+            groups = self._others_by_match
         mk = match_key(key, self.matchers)
-        hits = [item for item in pool if match_key(self._key_of(item), self.matchers) == mk]
+        hits = groups.get(mk)
         if not hits:
             return self._miss(key, pool, state=state)
         n = counts[mk]
@@ -273,7 +331,7 @@ class Player:
         recorded_id: str | None = None,
     ) -> Answer:
         """The recorded answer with the session id mapped and the time fields recomputed."""
-        interaction = item.load()
+        interaction = self.load(item)
         resp = interaction.response
         body = resp.body
         if session is not None and recorded_id:
@@ -281,7 +339,7 @@ class Player:
         if session is not None:
             body = overlay_times(body, session, now)
         headers = tuple((k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP)
-        return Answer(resp.status, headers, body, item.label, interaction.duration)
+        return Answer(resp.status, headers, body, item.source, interaction.duration)
 
 
 def overlay_times(body: bytes, session: Session, now: float) -> bytes:
@@ -289,6 +347,13 @@ def overlay_times(body: bytes, session: Session, now: float) -> bytes:
     A body that is not a JSON object is returned unchanged (byte for byte)."""
     if not body.startswith(b"{"):
         return body
+    if b'"session"' not in body:
+        # The common action answer: one number to rewrite, the rest stays byte for byte.
+        found = EXPIRES_IN.findall(body)
+        if len(found) == 1:
+            return EXPIRES_IN.sub(b'"expiresInSeconds":%d' % session.expires_in(now), body)
+        if not found:
+            return body
     try:
         data = json.loads(body)
     except ValueError:

@@ -195,6 +195,7 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.opener = opener
         self._sessions: dict[str, Session] = {}
+        self._active: dict[str, Session] = {}  # the sessions whose status is active
         self._reserved: dict[str, int] = {}
         self._new_id = id_factory or (lambda: f"sess_{uuid.uuid4()}")
         self._changed = asyncio.Event()
@@ -212,7 +213,7 @@ class SessionRegistry:
         return list(self._sessions.values())
 
     def active_count(self, user: str) -> int:
-        return sum(1 for s in self._sessions.values() if s.user == user and s.active)
+        return sum(1 for s in self._active.values() if s.user == user)
 
     def usage(self) -> dict[str, dict[str, int]]:
         per_user: dict[str, dict[str, int]] = {}
@@ -227,7 +228,7 @@ class SessionRegistry:
         return per_user
 
     def next_expiry(self) -> float | None:
-        return min((s.expires_at for s in self._sessions.values() if s.active), default=None)
+        return min((s.expires_at for s in self._active.values()), default=None)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -261,6 +262,7 @@ class SessionRegistry:
             id=sid, user=user, options=options, started_at=self.clock.now(), page=page
         )
         self._sessions[sid] = session
+        self._active[sid] = session
         self._changed.set()
         return session
 
@@ -278,13 +280,14 @@ class SessionRegistry:
     async def sweep(self) -> None:
         """Expire every active session whose TTL has passed, billed up to its TTL."""
         now = self.clock.now()
-        due = [s for s in self._sessions.values() if s.active and s.expires_at <= now]
+        due = [s for s in self._active.values() if s.expires_at <= now]
         for session in due:
             self._finalize(session, SessionStatus.EXPIRED, session.expires_at)
         for session in due:
             await self._release_page(session)
 
     def _finalize(self, session: Session, status: SessionStatus, at: float) -> None:
+        self._active.pop(session.id, None)
         session.status = status
         session.close_reason = status.value
         session.closed_at = at
@@ -306,6 +309,7 @@ class SessionRegistry:
     async def reset(self) -> None:
         await self.close_all()
         self._sessions.clear()
+        self._active.clear()
         self._reserved.clear()
 
     async def run_expiry(self) -> None:

@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from pathlib import Path
 
 import aiohttp
@@ -59,6 +60,21 @@ _REQUEST_SKIP = HOP_BY_HOP | {"host", "content-length", "expect"}
 _RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
 
 
+class Replayer(Protocol):
+    """Answers what a cassette already has, so that only new episodes are forwarded and recorded
+    (record mode `new_episodes`). Supplied by the caller; the proxy knows nothing of replay."""
+
+    async def answer(
+        self, method: str, target: str, headers: CIMultiDictProxy[str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """A recorded answer (status, headers, body), or None to forward and record."""
+        ...
+
+    def forwarded(self, interaction: Interaction) -> None:
+        """Told of every exchange that went to the upstream (e.g. to learn new session ids)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
     cassette: Path
@@ -72,6 +88,7 @@ class ProxyConfig:
     fsync: bool = False
     max_body_bytes: int = 256 * 1024 * 1024
     shutdown_timeout: float = 10.0  # how long SIGINT/SIGTERM waits for exchanges in flight
+    replayer: Replayer | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -115,9 +132,14 @@ async def _forward(
 ) -> web.StreamResponse:
     start = time.time()
     t0 = time.perf_counter()
-    seq = state.writer.next_seq()
     body = await request.read()
     raw_target = request.raw_path
+    if config.replayer is not None:
+        replayed = await config.replayer.answer(request.method, raw_target, request.headers, body)
+        if replayed is not None:
+            status, headers, answer = replayed
+            return web.Response(status=status, body=answer, headers=CIMultiDict(headers))
+    seq = state.writer.next_seq()
     path, _, query = raw_target.partition("?")
     in_headers = request.headers
     dropped = _REQUEST_SKIP | _connection_listed(in_headers)
@@ -170,6 +192,8 @@ async def _forward(
         await asyncio.to_thread(_record, state, live)
     else:
         _record(state, live)
+    if config.replayer is not None:
+        config.replayer.forwarded(live)
     skip = _RESPONSE_SKIP
     if any(k.lower() == "connection" for k, _ in raw):
         skip = skip | _connection_listed(CIMultiDict(raw))

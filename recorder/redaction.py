@@ -43,6 +43,7 @@ _TEXT_ACTION_VALUE = re.compile(rb':\s*"(?:fill|type|type_text)"')
 _SIGNED_PATH = re.compile(r"^(/[^/]+/)([^/]+)(/(?:image|pdf|content|metadata|animated)/?)$")
 _MIN_RAW_SECRET = 3  # shorter literals would scrub ordinary text
 _MAX_LEARNED = 1024
+_JOIN_LIMIT = 1 << 16  # below this, the fields are scanned as one joined buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,13 +247,22 @@ class Redactor:
             ]
         ).encode("utf-8", "surrogateescape")
         encoded = any(k.lower() == "content-encoding" for k, _ in resp_headers)
-        if not (scrub.found(small) or scrub.found(req_body) or encoded or scrub.found(resp.body)):
+        if len(req_body) + len(resp.body) < _JOIN_LIMIT:
+            clean = not scrub.found(b"\n".join((small, req_body, resp.body)))
+        else:
+            clean = not (scrub.found(small) or scrub.found(req_body) or scrub.found(resp.body))
+        if clean and not encoded:
             self.stats.records += 1
-            return replace(
-                item,
+            return Interaction(
+                seq=item.seq,
+                start=item.start,
+                duration=item.duration,
+                session_id=item.session_id,
+                action_type=item.action_type,
                 user=next((u for u in users if u), item.user),
                 request=RecordedRequest(req.method, path, req.query, req_headers, req_body),
                 response=RecordedResponse(resp.status, resp_headers, resp.body, resp.reason),
+                error=item.error,
             )
         req_headers = scrub.headers(req_headers)
         resp_headers, resp_body = scrub.encoded_body(resp_headers, resp.body)

@@ -1,0 +1,211 @@
+"""pytest plugin: a `capture_mock` fixture that replays (or records) one cassette per test.
+
+Loaded through the `pytest11` entry point. Each test gets a Capture stand-in at
+`capture_mock.url`: in the default record mode `none` it replays
+`cassettes/<test module>/<test name>.msgpack` and never reaches the network, so CI is
+deterministic and free; `once`, `new_episodes` and `all` record through the recording proxy in
+front of `--capture-upstream` (the real Capture API by default), as vcrpy's record modes do.
+
+The server runs on its own event loop in a thread, so sync and async tests can use it alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from mock_server.config import ClockMode, Mode, RecordMode, ServerConfig
+
+DEFAULT_UPSTREAM = "https://api.capture.page"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("capture-replay")
+    group.addoption(
+        "--capture-record-mode",
+        choices=[m.value for m in RecordMode],
+        default=None,
+        help="capture_mock record mode (default: none = replay only, never the network).",
+    )
+    group.addoption(
+        "--capture-upstream",
+        default=None,
+        help=f"Upstream that recording modes forward to (default {DEFAULT_UPSTREAM}).",
+    )
+    group.addoption(
+        "--capture-cassette-dir",
+        default=None,
+        help="Folder of the per-test cassettes (default: cassettes/ under the rootdir).",
+    )
+    parser.addini("capture_record_mode", "default --capture-record-mode", default="none")
+    parser.addini("capture_upstream", "default --capture-upstream", default=DEFAULT_UPSTREAM)
+    parser.addini("capture_cassette_dir", "default --capture-cassette-dir", default="cassettes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "capture(cassette=None, mode=None): the cassette (a path, relative to the cassette "
+        "folder) and record mode of this test's capture_mock.",
+    )
+
+
+class ThreadedServer:
+    """An aiohttp app on 127.0.0.1 (ephemeral port) served by an event loop in a thread."""
+
+    def __init__(self, make: Callable[[], web.Application]) -> None:
+        self._make = make
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def start(self) -> ThreadedServer:
+        self._thread.start()
+        self.url = self.run(self._start())
+        return self
+
+    async def _start(self) -> str:
+        self._runner = web.AppRunner(self._make(), access_log=None, shutdown_timeout=5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    def run(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def app(self) -> web.Application:
+        assert self._runner is not None
+        return self._runner.app
+
+    def stop(self) -> None:
+        try:
+            if self._runner is not None:
+                self.run(self._runner.cleanup())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._loop.close()
+
+
+@dataclass
+class CaptureMock:
+    """What a test sees: where to send requests, tokens, and the manual clock."""
+
+    url: str
+    cassette: Path
+    record_mode: RecordMode
+    recording: bool
+    _server: ThreadedServer
+
+    def token(self, user: str = "user_123", secret: str = "secret") -> str:
+        """The Bearer token (base64 of `user:secret`) to send as `Authorization: Bearer <token>`."""
+        return base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+    def headers(self, user: str = "user_123", secret: str = "secret") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user, secret)}"}
+
+    def advance(self, seconds: float) -> None:
+        """Move the replaying server's manual clock (expiry happens on the advance)."""
+        if self.recording:
+            raise RuntimeError(
+                "capture_mock.advance() works while replaying; a recording talks to the real "
+                "upstream, whose clock cannot be moved"
+            )
+        from mock_server.api import EMULATOR
+        from mock_server.clock import ManualClock
+
+        clock = self._server.app[EMULATOR].clock
+        assert isinstance(clock, ManualClock)
+        self._server.run(clock.advance(seconds))
+
+    def unmatched(self) -> list[dict[str, Any]]:
+        """The requests replay could not answer, with their near misses."""
+        if self.recording:
+            return []
+        from mock_server.api import EMULATOR
+
+        player = self._server.app[EMULATOR].player
+        return list(player.misses) if player else []
+
+
+def cassette_for(item: pytest.Item, folder: Path, marker: pytest.Mark | None) -> Path:
+    named = marker.kwargs.get("cassette") if marker else None
+    if named:
+        path = Path(named)
+        return path if path.is_absolute() else folder / path
+    module = Path(item.location[0]).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name).strip("_")
+    return folder / module / f"{name}.msgpack"
+
+
+def record_mode_for(config: pytest.Config, marker: pytest.Mark | None) -> RecordMode:
+    value = (marker.kwargs.get("mode") if marker else None) or config.getoption(
+        "--capture-record-mode"
+    ) or config.getini("capture_record_mode")
+    try:
+        return RecordMode(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in RecordMode)
+        raise pytest.UsageError(f"capture record mode {value!r} is not one of {valid}") from None
+
+
+@pytest.fixture
+def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
+    """A Capture stand-in for this test: replaying its cassette, or recording it."""
+    config = request.config
+    marker = request.node.get_closest_marker("capture")
+    folder_opt = config.getoption("--capture-cassette-dir") or config.getini("capture_cassette_dir")
+    folder = Path(folder_opt)
+    if not folder.is_absolute():
+        folder = config.rootpath / folder
+    cassette = cassette_for(request.node, folder, marker)
+    mode = record_mode_for(config, marker)
+    upstream = config.getoption("--capture-upstream") or config.getini("capture_upstream")
+    exists = cassette.exists()
+
+    if mode is RecordMode.NONE and not exists:
+        pytest.fail(
+            f"capture_mock: no cassette at {cassette}; record it once with "
+            "--capture-record-mode=once (it talks to --capture-upstream)",
+            pytrace=False,
+        )
+    recording = mode is RecordMode.ALL or (mode is not RecordMode.NONE and not exists) or (
+        mode is RecordMode.NEW_EPISODES
+    )
+    if recording:
+        server = ThreadedServer(lambda: _proxy_app(cassette, upstream, mode, exists))
+    else:
+        server = ThreadedServer(lambda: _replay_app(cassette))
+    server.start()
+    try:
+        yield CaptureMock(server.url, cassette, mode, recording, server)
+    finally:
+        server.stop()
+
+
+def _replay_app(cassette: Path) -> web.Application:
+    from mock_server.api import make_app
+
+    return make_app(
+        ServerConfig(port=0, clock=ClockMode.MANUAL, mode=Mode.REPLAY, cassettes=(cassette,))
+    )
+
+
+def _proxy_app(cassette: Path, upstream: str, mode: RecordMode, exists: bool) -> web.Application:
+    from mock_server.recording import recording_app
+
+    cassette.parent.mkdir(parents=True, exist_ok=True)
+    return recording_app(cassette, upstream, mode.value, exists)

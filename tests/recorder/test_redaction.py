@@ -1,0 +1,209 @@
+"""Redaction: nothing secret reaches the cassette, checked on the raw bytes."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+from urllib.parse import quote, quote_plus
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from recorder.cassette import open_cassette
+from recorder.errors import RedactionRuleError
+from recorder.proxy import ProxyConfig
+from recorder.records import Interaction, RecordedRequest, RecordedResponse
+from recorder.redaction import RedactionRules, Redactor, redact_authorization
+from tests.recorder.conftest import running_proxy
+
+USER = "user_123"
+SECRET = "s3cr3t/v@lue+1="
+TOKEN = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+PASSWORD = "hunter2-Passw0rd!"
+LITERAL = "literal-Secret/42"
+API_KEY = "k-9f8e7d6c5b4a"
+
+
+def _forms(value: str) -> list[bytes]:
+    raw = value.encode()
+    return [
+        raw,
+        quote(value, safe="").encode(),
+        quote_plus(value).encode(),
+        base64.b64encode(raw),
+        base64.b64encode(raw).rstrip(b"="),
+        base64.urlsafe_b64encode(raw),
+    ]
+
+
+def test_authorization_keeps_scheme_and_user_only():
+    stored, user, secrets = redact_authorization(f"Bearer {TOKEN}")
+    assert (stored, user) == ("Bearer <redacted user=user_123>", USER)
+    assert set(secrets) == {TOKEN, f"{USER}:{SECRET}", SECRET}
+    assert redact_authorization("Bearer not-base64!")[0] == "Bearer <redacted>"
+    assert redact_authorization("Token abc")[0] == "Token <redacted>"
+
+
+def _action(body: dict, headers: tuple = ()) -> Interaction:
+    return Interaction(
+        seq=1,
+        start=0.0,
+        duration=0.0,
+        session_id="s",
+        action_type=body.get("type"),
+        user=None,
+        request=RecordedRequest(
+            "POST", "/v1/sessions/s/actions", "", headers, json.dumps(body).encode()
+        ),
+        response=RecordedResponse(200, (), b'{"success":true}'),
+    )
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "#password",
+        "input[type=password]",
+        "#api-key",
+        "[name=otp]",
+        "#client_secret",
+        ".token-field",
+    ],
+)
+def test_password_like_fields_are_redacted_by_default(selector):
+    redactor = Redactor()
+    body = {"type": "fill", "payload": {"selector": selector, "value": PASSWORD}}
+    out = redactor.redact(_action(body))
+    assert json.loads(out.request.body)["payload"]["value"] == "<redacted>"
+
+
+def test_ordinary_fields_and_other_actions_are_kept():
+    redactor = Redactor()
+    fill = redactor.redact(
+        _action({"type": "fill", "payload": {"selector": "#user", "value": "alice"}})
+    )
+    assert json.loads(fill.request.body)["payload"]["value"] == "alice"
+    click = redactor.redact(_action({"type": "click", "payload": {"selector": "#password"}}))
+    assert json.loads(click.request.body) == {"type": "click", "payload": {"selector": "#password"}}
+
+
+def test_batch_nested_password_and_json_paths_are_redacted():
+    redactor = Redactor(RedactionRules(json_paths=("payload.value",)))
+    body = {
+        "type": "batch",
+        "payload": {
+            "actions": [
+                {"type": "type_text", "payload": {"selector": "#pwd", "text": PASSWORD}},
+                {"type": "fill", "payload": {"selector": "#user", "value": "bob-the-user"}},
+            ]
+        },
+    }
+    out = json.loads(redactor.redact(_action(body)).request.body)
+    assert out["payload"]["actions"][0]["payload"]["text"] == "<redacted>"
+    assert out["payload"]["actions"][1]["payload"]["value"] == "<redacted>"
+
+
+def test_a_redacted_password_is_also_scrubbed_from_later_answers():
+    redactor = Redactor()
+    redactor.redact(
+        _action({"type": "fill", "payload": {"selector": "#password", "value": PASSWORD}})
+    )
+    later = _action({"type": "query", "payload": {"selector": "#password", "fields": ["value"]}})
+    later = Interaction(
+        **{
+            **{f: getattr(later, f) for f in later.__slots__},
+            "response": RecordedResponse(200, (), json.dumps({"v": PASSWORD}).encode()),
+        }
+    )
+    assert PASSWORD.encode() not in redactor.redact(later).response.body
+
+
+def test_gzip_answer_holding_the_token_is_stored_decoded_and_scrubbed():
+    redactor = Redactor()
+    item = _action({"type": "title", "payload": {}}, (("Authorization", f"Bearer {TOKEN}"),))
+    body = gzip.compress(json.dumps({"echo": TOKEN}).encode())
+    item = Interaction(
+        **{
+            **{f: getattr(item, f) for f in item.__slots__},
+            "response": RecordedResponse(200, (("Content-Encoding", "gzip"),), body),
+        }
+    )
+    out = redactor.redact(item)
+    assert TOKEN.encode() not in out.response.body and b"<redacted>" in out.response.body
+    assert out.response.header("content-encoding") is None
+    assert redactor.stats.leaks_caught == 1
+
+
+def test_invalid_json_path_is_refused():
+    with pytest.raises(RedactionRuleError):
+        RedactionRules(json_paths=("payload..value",))
+
+
+async def test_recorded_cassette_bytes_hold_no_secret_in_any_encoding(upstream, cassette_path):
+    auth = {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": API_KEY}
+    query = "url=https%3A%2F%2Fexample.com%2F&full=true"
+    one_shot_hash = hashlib.md5((SECRET + query).encode()).hexdigest()
+    rules = RedactionRules(
+        headers=frozenset({"x-api-key"}), json_paths=("payload.note",), secrets=(LITERAL,)
+    )
+    config = ProxyConfig(cassette=cassette_path, upstream=upstream.url, redaction=rules)
+    async with running_proxy(config) as url:
+        async with aiohttp.ClientSession() as client:
+
+            async def call(method: str, path: str, **kw: object) -> bytes:
+                target = URL(url + path, encoded=True)  # keep the raw query a signed URL hashes
+                async with client.request(method, target, headers=auth, **kw) as resp:
+                    return await resp.read()
+
+            created = json.loads(await call("POST", "/v1/sessions", json={}))
+            sid = created["session"]["id"]
+            await call(
+                "POST",
+                f"/v1/sessions/{sid}/actions",
+                json={"type": "fill", "payload": {"selector": "#password", "value": PASSWORD}},
+            )
+            await call(
+                "POST",
+                f"/v1/sessions/{sid}/actions",
+                json={
+                    "type": "click",
+                    "payload": {"selector": "#submit", "note": "private-note-77"},
+                },
+            )
+            await call(
+                "GET",
+                f"/v1/sessions/{sid}?debug={quote(SECRET, safe='')}&lit={quote_plus(LITERAL)}",
+            )
+            echoed = await call("POST", "/upload", data=f"say {LITERAL} and {PASSWORD}".encode())
+            assert LITERAL.encode() in echoed  # the client still gets the real answer
+            leaked = json.loads(await call("GET", "/echo-secret"))
+            assert leaked["token"] == TOKEN
+            await call("GET", f"/{USER}/{one_shot_hash}/image?{query}")
+            async with client.get(f"{url}/__admin/health") as resp:
+                health = await resp.json()
+    assert health["redaction"]["leaksCaught"] >= 2
+    data = cassette_path.read_bytes()
+    forbidden = [
+        *_forms(SECRET),
+        *_forms(f"{USER}:{SECRET}"),
+        *_forms(PASSWORD),
+        *_forms(LITERAL),
+        TOKEN.encode(),
+        quote(TOKEN, safe="").encode(),
+        f"Bearer {TOKEN}".encode(),
+        one_shot_hash.encode(),
+        API_KEY.encode(),
+        b"private-note-77",
+    ]
+    for needle in forbidden:
+        assert needle not in data, needle
+    assert b"Bearer <redacted user=user_123>" in data
+    with open_cassette(cassette_path) as cassette:
+        entries = cassette.entries
+        assert {e.user for e in entries if e.path != "/upload"} == {USER}
+        assert entries[-1].path == f"/{USER}/<redacted>/image"
+        assert entries[-1].query == query
+    assert upstream.received[-1].target == f"/{USER}/{one_shot_hash}/image?{query}"
