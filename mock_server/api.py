@@ -38,8 +38,8 @@ from mock_server.errors import (
     PayloadTooLargeError,
     SessionInactiveError,
 )
-from mock_server.oneshot import setup_oneshot
 from mock_server.matching import SIGNED_PATH, parse_matchers
+from mock_server.oneshot import setup_oneshot
 from mock_server.player import STATE_CHANGING, Answer, Miss, Player, ReplayState
 from mock_server.sessions import Session, SessionRegistry, parse_create_options
 from recorder.errors import CassetteError
@@ -88,13 +88,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except CaptureError as err:
         return json_response(err.body(), err.status)
     except web.HTTPRequestEntityTooLarge as err:
-        return json_response(PayloadTooLargeError(f"Request body too large: {err.text}").body(), 413)
+        return json_response(
+            PayloadTooLargeError(f"Request body too large: {err.text}").body(), 413
+        )
     except web.HTTPMethodNotAllowed as err:
         allowed = ", ".join(sorted(err.allowed_methods))
-        e = MethodNotAllowedError(f"Method {request.method} not allowed on {request.path}; use {allowed}")
+        e = MethodNotAllowedError(
+            f"Method {request.method} not allowed on {request.path}; use {allowed}"
+        )
         return json_response(e.body(), 405)
     except web.HTTPNotFound:
-        return json_response(NotFoundError(f"No route for {request.method} {request.path}").body(), 404)
+        return json_response(
+            NotFoundError(f"No route for {request.method} {request.path}").body(), 404
+        )
     except web.HTTPException as err:
         return json_response({"success": False, "error": err.reason}, err.status)
     except asyncio.CancelledError:
@@ -140,7 +146,9 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     options = parse_create_options(parse_json(raw, optional=True), emu.config.default_ttl)
     player = emu.player
     if player is not None:
-        found = player.start_session(player.live_key("POST", request.path, request.query_string, raw))
+        found = player.start_session(
+            player.live_key("POST", request.path, request.query_string, raw)
+        )
         if isinstance(found, Miss):
             if emu.mode is Mode.REPLAY:
                 return miss_response(emu, request, found, None)
@@ -150,7 +158,9 @@ async def create_session(request: web.Request) -> web.StreamResponse:
             session = await emu.registry.create(user, options, fresh_id, with_page=False)
             player.replays[fresh_id] = ReplayState(fresh_id, recording)
             answer = player.answer(
-                recording.create, session=session, now=emu.clock.now(),
+                recording.create,
+                session=session,
+                now=emu.clock.now(),
                 recorded_id=recording.recorded_id,
             )
             return await replay_response(emu, request, answer)
@@ -182,7 +192,9 @@ async def answer_from_recording_or_state(
         found = emu.player.find(key, state)
         if not isinstance(found, Miss):
             answer = emu.player.answer(
-                found, session=session, now=emu.clock.now(),
+                found,
+                session=session,
+                now=emu.clock.now(),
                 recorded_id=state.recording.recorded_id,
             )
             return await replay_response(emu, request, answer)
@@ -268,7 +280,9 @@ async def execute_action(request: web.Request) -> web.StreamResponse:
         err.extra["expiresInSeconds"] = session.expires_in(clock.now())
         raise
     result = await run_on_page(emu, session, action_type, payload)
-    return json_response({"success": True, "expiresInSeconds": session.expires_in(clock.now()), **result})
+    return json_response(
+        {"success": True, "expiresInSeconds": session.expires_in(clock.now()), **result}
+    )
 
 
 async def run_on_page(
@@ -334,7 +348,9 @@ async def diverge(emu: Emulator, session: Session, state: ReplayState, miss: Mis
         for action_type, payload in state.applied:
             payload.pop("screenshot", None)
             try:
-                await run_action(page, ActionType(action_type), payload, timeout_s=emu.config.action_timeout)
+                await run_action(
+                    page, ActionType(action_type), payload, timeout_s=emu.config.action_timeout
+                )
             except Exception as err:  # keep rebuilding: a later step may not depend on this one
                 log.warning("rebuilding %s: %s failed: %s", session.id, action_type, err)
 
@@ -397,9 +413,7 @@ async def admin_unmatched(request: web.Request) -> web.Response:
     emu = emulator(request)
     player = emu.player
     misses = list(player.misses) if player else []
-    diverged = (
-        [s.diverged_at for s in player.replays.values() if s.diverged_at] if player else []
-    )
+    diverged = [s.diverged_at for s in player.replays.values() if s.diverged_at] if player else []
     return json_response(
         {"success": True, "count": len(misses), "unmatched": misses, "diverged": diverged}
     )
@@ -492,7 +506,9 @@ async def signed_replay_middleware(request: web.Request, handler: Handler) -> we
             request[SOURCE] = "live (one-shot not recorded)"
             return await handler(request)
         return miss_response(emu, request, found, None)
-    return await replay_response(emu, request, player.answer(found, session=None, now=emu.clock.now()))
+    return await replay_response(
+        emu, request, player.answer(found, session=None, now=emu.clock.now())
+    )
 
 
 # -- app -------------------------------------------------------------------------------------
@@ -506,7 +522,8 @@ def make_clock(config: ServerConfig) -> Clock:
 
 def make_app(config: ServerConfig) -> web.Application:
     app = web.Application(
-        middlewares=[journal_middleware, error_middleware, signed_replay_middleware], client_max_size=config.max_body_bytes
+        middlewares=[journal_middleware, error_middleware, signed_replay_middleware],
+        client_max_size=config.max_body_bytes,
     )
     clock = make_clock(config)
     browser = BrowserManager(

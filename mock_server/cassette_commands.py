@@ -22,7 +22,7 @@ from mock_server.config import Mode, RecordMode, ServerConfig
 from mock_server.errors import CaptureError
 from mock_server.recording import EpisodeReplayer, proxy_config_for
 from mock_server.serving import install_uvloop, serve_until_stopped
-from recorder.audit import AuditReport, audit_cassettes
+from recorder.audit import AuditReport, audit_cassettes, check_budget
 from recorder.cassette import Cassette, WriteMode, open_cassette, repair_cassette
 from recorder.errors import RecorderError
 from recorder.export import export_har, export_json
@@ -31,6 +31,7 @@ from recorder.records import main_argument
 from recorder.redaction import RedactionRules
 
 SECRETS_FOUND_EXIT = 3
+BUDGET_EXCEEDED_EXIT = 4
 _FILES = click.argument(
     "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
 )
@@ -159,8 +160,8 @@ def register(group: click.Group) -> None:
 @click.option("--fsync", is_flag=True, help="fsync the cassette after every record.")
 @click.option(
     "--record-mode",
-    type=click.Choice([RecordMode.ALL, RecordMode.NEW_EPISODES, RecordMode.ONCE]),
-    default=RecordMode.ALL,
+    type=click.Choice([RecordMode.ALL.value, RecordMode.NEW_EPISODES.value, RecordMode.ONCE.value]),
+    default=RecordMode.ALL.value,
     show_default=True,
     help="all: forward everything. new_episodes: answer what the cassette has, forward and "
     "append the rest. once: record if the cassette does not exist, else replay only.",
@@ -427,20 +428,51 @@ def _audit_text(report: AuditReport) -> str:
     help="Also flag this literal (raw, base64 or URL-encoded) (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def audit(files: tuple[Path, ...], secrets: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--budget",
+    type=click.IntRange(0),
+    default=None,
+    metavar="CREDITS",
+    help="Exit 4 when the credits billed across the cassettes exceed CREDITS "
+    "(the costliest sessions are printed).",
+)
+def audit(
+    files: tuple[Path, ...], secrets: tuple[str, ...], as_json: bool, budget: int | None
+) -> None:
     """Credits, action statistics and a secret scan, per user and session.
 
-    Exits 3 when the secret scan finds something."""
+    Exits 3 when the secret scan finds something, 4 when --budget is exceeded."""
     with _opened(files) as cassettes:
         try:
             report = audit_cassettes(cassettes, secrets)
         except RecorderError as err:
             _fail(err)
-        click.echo(json.dumps(report.to_json(), indent=2) if as_json else _audit_text(report))
+        check = check_budget(report, budget) if budget is not None else None
+        if as_json:
+            document = report.to_json()
+            if check is not None:
+                document["budget"] = check.to_json()
+            click.echo(json.dumps(document, indent=2))
+        else:
+            click.echo(_audit_text(report))
+            if check is not None:
+                click.echo(
+                    f"budget: {check.total} of {check.budget} credits"
+                    + (" EXCEEDED" if check.exceeded else "")
+                )
         _torn_check(cassettes)
     if report.findings:
         click.echo(f"error: {len(report.findings)} secret(s) found in the cassette(s)", err=True)
         click.get_current_context().exit(SECRETS_FOUND_EXIT)
+    if check is not None and check.exceeded:
+        click.echo(
+            f"error: {check.total} credits billed, over the budget of {check.budget}; "
+            "top sessions by cost:",
+            err=True,
+        )
+        for s in check.top:
+            click.echo(f"  {s.credits:>6} credits  {s.session_id}  user {s.user or '-'}", err=True)
+        click.get_current_context().exit(BUDGET_EXCEEDED_EXIT)
 
 
 # -- repair ------------------------------------------------------------------------------------

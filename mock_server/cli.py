@@ -5,19 +5,13 @@ one frozen config and hands it down. Errors become one line on stderr and exit c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from pathlib import Path
 
 import click
-from aiohttp import web
 
-from mock_server import __version__, cassette_commands
-from mock_server.errors import CaptureError
-from mock_server.matching import parse_matchers
-from mock_server.serving import install_uvloop, serve_until_stopped
+from mock_server import __version__, cassette_commands, report_commands
 from mock_server.config import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
@@ -29,6 +23,9 @@ from mock_server.config import (
     ServerConfig,
     read_users_file,
 )
+from mock_server.errors import CaptureError
+from mock_server.matching import parse_matchers
+from mock_server.serving import install_uvloop, serve_until_stopped
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,70 +37,108 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
-    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to bind (0 picks a free one).",
 )
 @click.option(
-    "--clock", "clock", type=click.Choice([m.value for m in ClockMode]), default="real",
+    "--clock",
+    "clock",
+    type=click.Choice([m.value for m in ClockMode]),
+    default="real",
     show_default=True,
     help="real: wall time. manual: time moves only via POST /__admin/clock/advance.",
 )
 @click.option(
-    "--browser", envvar="CAPTURE_REPLAY_BROWSER", type=str, default=None,
+    "--browser",
+    envvar="CAPTURE_REPLAY_BROWSER",
+    type=str,
+    default=None,
     help="Chromium executable [env CAPTURE_REPLAY_BROWSER]. Default: Playwright's own "
     "Chromium if installed, else chromium / chromium-browser / google-chrome on PATH.",
 )
 @click.option(
-    "--default-ttl", default=DEFAULT_TTL_SECONDS, show_default=True,
+    "--default-ttl",
+    default=DEFAULT_TTL_SECONDS,
+    show_default=True,
     type=click.IntRange(1, MAX_TTL_SECONDS),
     help="TTL in seconds of a session created without maxTtlSeconds.",
 )
 @click.option(
-    "--max-sessions", default=DEFAULT_MAX_SESSIONS, show_default=True, type=click.IntRange(1),
+    "--max-sessions",
+    default=DEFAULT_MAX_SESSIONS,
+    show_default=True,
+    type=click.IntRange(1),
     help="Active sessions allowed per user; one more gets 429.",
 )
 @click.option(
-    "--users", "users_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--users",
+    "users_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="File of userId:secret lines; when given, secrets are checked.",
 )
 @click.option(
-    "--allow-file-urls", is_flag=True, help="Let goto open file:// URLs (refused by default).",
+    "--allow-file-urls",
+    is_flag=True,
+    help="Let goto open file:// URLs (refused by default).",
 )
 @click.option(
-    "--action-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
+    "--action-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
     help="Time budget of one action in seconds; over it the answer is 504.",
 )
 @click.option(
-    "--context-pool", default=2, show_default=True, type=click.IntRange(0, 10),
+    "--context-pool",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 10),
     help="Ready browser contexts kept for fast session creation.",
 )
 @click.option(
-    "--cassette", "cassettes", multiple=True,
+    "--cassette",
+    "cassettes",
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Cassette to replay (repeatable).",
 )
 @click.option(
-    "--mode", type=click.Choice([m.value for m in Mode]), default=None,
+    "--mode",
+    type=click.Choice([m.value for m in Mode]),
+    default=None,
     help="live: local Chromium. replay: cassettes only, never a browser. hybrid: replay, and "
     "continue a session live from its first miss. [default: replay with --cassette, else live]",
 )
 @click.option(
-    "--match-on", "match_on", multiple=True,
+    "--match-on",
+    "match_on",
+    multiple=True,
     help="Matchers for replay (repeatable or comma-separated): method, path, query, body, "
     "action_type. [default: method,path,query,body]",
 )
 @click.option(
-    "--ignore", "ignore", multiple=True, metavar="JSONPATH",
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="JSONPATH",
     help="Dotted JSON path dropped from request bodies before matching, e.g. payload.url "
     "(repeatable).",
 )
 @click.option(
-    "--exhausted", type=click.Choice([e.value for e in Exhausted]), default="repeat",
+    "--exhausted",
+    type=click.Choice([e.value for e in Exhausted]),
+    default="repeat",
     show_default=True,
     help="When a request's recorded answers are used up: repeat the last one, or miss.",
 )
 @click.option(
-    "--latency", default="none", show_default=True, metavar="none|recorded|MS",
+    "--latency",
+    default="none",
+    show_default=True,
+    metavar="none|recorded|MS",
     help="Replayed answers: at once, after the recorded duration, or after MS milliseconds.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
@@ -176,7 +211,9 @@ def serve(
     )
     install_uvloop()
     what = f"{chosen.value}, clock {clock}, " + (
-        f"cassettes {', '.join(p.name for p in cassettes)}" if cassettes else f"browser {resolved or 'none'}"
+        f"cassettes {', '.join(p.name for p in cassettes)}"
+        if cassettes
+        else f"browser {resolved or 'none'}"
     )
     try:
         app = make_app(config)
@@ -197,14 +234,16 @@ def parse_latency(value: str) -> str | float | None:
     try:
         ms = float(value)
     except ValueError:
-        raise click.BadParameter("expected none, recorded or a number of milliseconds",
-                                 param_hint="--latency") from None
+        raise click.BadParameter(
+            "expected none, recorded or a number of milliseconds", param_hint="--latency"
+        ) from None
     if ms < 0:
         raise click.BadParameter("must be >= 0", param_hint="--latency")
     return ms
 
 
 cassette_commands.register(main)
+report_commands.register(main)
 
 if __name__ == "__main__":
     sys.exit(main())

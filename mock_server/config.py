@@ -58,7 +58,7 @@ class ServerConfig:
     # Time budget of one action (a whole batch included), seconds; over it -> 504.
     action_timeout: float = 30.0
     # Ready browser contexts kept for fast session creation.
-    context_pool: int = 2
+    context_pool: int = 1
     # Largest request body accepted, bytes.
     max_body_bytes: int = 8 * 1024 * 1024
     # Start time of the manual clock (epoch seconds).

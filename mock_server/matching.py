@@ -108,8 +108,13 @@ class RequestKey:
 
 
 def request_key(
-    method: str, path: str, query: str, body: bytes, *,
-    session_ids: dict[str, str] | None = None, ignore: Iterable[str] = (),
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    *,
+    session_ids: dict[str, str] | None = None,
+    ignore: Iterable[str] = (),
 ) -> RequestKey:
     canonical = canonical_body(body, ignore)
     action_type = None
@@ -153,14 +158,17 @@ def diff_values(recorded: Any, live: Any, where: str) -> list[str]:
 
 Comparison = Callable[[RequestKey, RequestKey], list[str]]
 
+
+def _same(field: str, recorded: object, live: object) -> list[str]:
+    return [] if recorded == live else [f"{field}: recorded {recorded}, got {live}"]
+
+
 COMPARISONS: dict[Matcher, Comparison] = {
-    Matcher.METHOD: lambda r, l: [] if r.method == l.method else [f"method: recorded {r.method}, got {l.method}"],
-    Matcher.PATH: lambda r, l: [] if r.path == l.path else [f"path: recorded {r.path}, got {l.path}"],
-    Matcher.QUERY: lambda r, l: diff_values(dict(r.query), dict(l.query), "query"),
-    Matcher.BODY: lambda r, l: diff_values(r.body, l.body, "body"),
-    Matcher.ACTION_TYPE: lambda r, l: []
-    if r.action_type == l.action_type
-    else [f"type: recorded {r.action_type}, got {l.action_type}"],
+    Matcher.METHOD: lambda rec, live: _same("method", rec.method, live.method),
+    Matcher.PATH: lambda rec, live: _same("path", rec.path, live.path),
+    Matcher.QUERY: lambda rec, live: diff_values(dict(rec.query), dict(live.query), "query"),
+    Matcher.BODY: lambda rec, live: diff_values(rec.body, live.body, "body"),
+    Matcher.ACTION_TYPE: lambda rec, live: _same("type", rec.action_type, live.action_type),
 }
 
 
@@ -174,9 +182,14 @@ def differences(recorded: RequestKey, live: RequestKey, matchers: Iterable[Match
 
 def match_key(key: RequestKey, matchers: Iterable[Matcher]) -> tuple[Any, ...]:
     """The part of a key the chosen matchers look at: equal keys match."""
-    parts = []
     full = key.hashable
-    fields = {Matcher.METHOD: 0, Matcher.PATH: 1, Matcher.QUERY: 2, Matcher.BODY: 3, Matcher.ACTION_TYPE: 4}
-    for matcher in matchers:
-        parts.append(full[fields[matcher]])
-    return tuple(parts)
+    return tuple(full[FIELD_INDEX[matcher]] for matcher in matchers)
+
+
+FIELD_INDEX = {
+    Matcher.METHOD: 0,
+    Matcher.PATH: 1,
+    Matcher.QUERY: 2,
+    Matcher.BODY: 3,
+    Matcher.ACTION_TYPE: 4,
+}

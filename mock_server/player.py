@@ -34,21 +34,54 @@ from recorder.records import IndexEntry, Interaction
 
 # Fields of a `session` object that replay recomputes from the mock's own session.
 SESSION_TIME_FIELDS = (
-    "status", "closeReason", "createdAt", "startedAt", "expiresAt", "closedAt",
-    "durationSeconds", "billedCredits",
+    "status",
+    "closeReason",
+    "createdAt",
+    "startedAt",
+    "expiresAt",
+    "closedAt",
+    "durationSeconds",
+    "billedCredits",
 )
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-     "transfer-encoding", "upgrade", "content-length", "date", "server"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "date",
+        "server",
+    }
 )
 STATE_CHANGING = frozenset(
-    {"goto", "click", "fill", "type", "type_text", "select", "check", "press", "scroll",
-     "hover", "move_mouse", "drag_mouse", "back", "forward", "reload", "batch",
-     "wait_for_selector"}
+    {
+        "goto",
+        "click",
+        "fill",
+        "type",
+        "type_text",
+        "select",
+        "check",
+        "press",
+        "scroll",
+        "hover",
+        "move_mouse",
+        "drag_mouse",
+        "back",
+        "forward",
+        "reload",
+        "batch",
+        "wait_for_selector",
+    }
 )
 EXPIRES_IN = re.compile(rb'"expiresInSeconds"\s*:\s*\d+')
 LOAD_CACHE_BYTES = 32 * 1024 * 1024
-# Fixed namespace so fresh ids are the same in every run of the same cassette (byte-identical replays).
+# A fixed namespace: fresh ids are the same in every run of a cassette (byte-identical replays).
 ID_NAMESPACE = uuid.UUID("5f0c2a7e-3b1d-4c9a-9a57-0c1e2d3f4a5b")
 
 
@@ -115,7 +148,8 @@ class Miss:
 
     def body(self) -> dict[str, Any]:
         near = "; ".join(
-            f"{c['exchange']} ({', '.join(c['differences'][:3]) or 'identical'})" for c in self.closest
+            f"{c['exchange']} ({', '.join(c['differences'][:3]) or 'identical'})"
+            for c in self.closest
         )
         error = f"{self.description} was {self.reason} in {self.cassettes}"
         error += f"; closest: {near}" if near else "; nothing close was recorded"
@@ -252,7 +286,8 @@ class Player:
         k = self.create_counts[mk]
         if k >= len(candidates) and not self.cycle_sessions:
             return self._miss(
-                key, [r.create for r in candidates],
+                key,
+                [r.create for r in candidates],
                 reason=f"asked {k + 1} times but recorded only {len(candidates)} times",
             )
         self.create_counts[mk] += 1
@@ -281,7 +316,9 @@ class Player:
         if n >= len(hits):
             if self.exhausted is Exhausted.ERROR:
                 return self._miss(
-                    key, hits, state=state,
+                    key,
+                    hits,
+                    state=state,
                     reason=f"asked {n + 1} times but recorded only {len(hits)} times",
                 )
             return hits[-1]

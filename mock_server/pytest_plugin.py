@@ -152,9 +152,11 @@ def cassette_for(item: pytest.Item, folder: Path, marker: pytest.Mark | None) ->
 
 
 def record_mode_for(config: pytest.Config, marker: pytest.Mark | None) -> RecordMode:
-    value = (marker.kwargs.get("mode") if marker else None) or config.getoption(
-        "--capture-record-mode"
-    ) or config.getini("capture_record_mode")
+    value = (
+        (marker.kwargs.get("mode") if marker else None)
+        or config.getoption("--capture-record-mode")
+        or config.getini("capture_record_mode")
+    )
     try:
         return RecordMode(value)
     except ValueError:
@@ -182,8 +184,10 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
             "--capture-record-mode=once (it talks to --capture-upstream)",
             pytrace=False,
         )
-    recording = mode is RecordMode.ALL or (mode is not RecordMode.NONE and not exists) or (
-        mode is RecordMode.NEW_EPISODES
+    recording = (
+        mode is RecordMode.ALL
+        or (mode is not RecordMode.NONE and not exists)
+        or (mode is RecordMode.NEW_EPISODES)
     )
     if recording:
         server = ThreadedServer(lambda: _proxy_app(cassette, upstream, mode, exists))

@@ -28,7 +28,9 @@ from recorder.records import Interaction
 
 REPLAY_HEADER = "X-Capture-Replay"
 PASSED_HEADERS = ("authorization", "content-type", "accept")
-DROPPED_ANSWER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
+DROPPED_ANSWER_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "date", "server"}
+)
 
 
 class EpisodeReplayer:
@@ -54,7 +56,9 @@ class EpisodeReplayer:
             data = await resp.read()
             if resp.headers.get(REPLAY_HEADER) == "miss" and session is None:
                 return None  # an unrecorded create or one-shot: forward and record it
-            kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in DROPPED_ANSWER_HEADERS]
+            kept = [
+                (k, v) for k, v in resp.headers.items() if k.lower() not in DROPPED_ANSWER_HEADERS
+            ]
             return resp.status, kept, data
 
     def forwarded(self, interaction: Interaction) -> None:

@@ -45,7 +45,10 @@ PageOpener = Callable[[str, bool], Awaitable[PageHandle]]
 
 def iso(ts: float) -> str:
     """ISO-8601 UTC with milliseconds, as the contract's examples write it."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    return (
+        datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{int(ts * 1000) % 1000:03d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,9 @@ class Session:
     def snapshot(self) -> dict[str, Any]:
         """The `BrowserSession` object of get/close answers and 409s."""
         duration = (
-            duration_seconds(self.started_at, self.closed_at) if self.closed_at is not None else None
+            duration_seconds(self.started_at, self.closed_at)
+            if self.closed_at is not None
+            else None
         )
         body: dict[str, Any] = {
             "id": self.id,

@@ -2,8 +2,9 @@
 answers the client unchanged (status, headers minus hop-by-hop, body bytes, no decompression),
 then redacts the exchange and appends it to the cassette.
 
-`make_proxy_app(config)` builds the aiohttp app; the upstream `ClientSession`, the
-`CassetteWriter` and the `Redactor` are owned by `app.cleanup_ctx`. `run_proxy(config)` serves it
+`make_proxy_app(config)` builds the aiohttp app; the upstream client (`recorder.upstream`, a lean
+keep-alive HTTP/1.1 client for http and https alike), the `CassetteWriter` and the `Redactor` are
+owned by `app.cleanup_ctx`. `run_proxy(config)` serves it
 until SIGINT/SIGTERM, letting in-flight exchanges finish (bounded) before closing the cassette.
 
 Must not import `mock_server`.
@@ -12,19 +13,16 @@ Must not import `mock_server`.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from recorder import __version__
 from recorder.cassette import CassetteWriter, WriteMode
@@ -36,6 +34,7 @@ from recorder.records import (
     session_id_of,
 )
 from recorder.redaction import RedactionRules, Redactor
+from recorder.upstream import UpstreamClient, UpstreamError
 
 DEFAULT_UPSTREAM = "https://api.capture.page"
 DEFAULT_PORT = 8791
@@ -93,7 +92,7 @@ class ProxyConfig:
 
 @dataclass(slots=True)
 class ProxyState:
-    session: aiohttp.ClientSession
+    client: UpstreamClient
     writer: CassetteWriter
     redactor: Redactor
     base: str
@@ -122,87 +121,85 @@ async def forward(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     state.in_flight += 1
     try:
-        return await _forward(request, state, config)
+        # One coroutine, not a wrapper around a helper: each await level costs on every request.
+        start = time.time()
+        t0 = time.perf_counter()
+        method = request.method
+        body = await request.read()
+        raw_target = request.raw_path
+        in_headers = request.headers
+        if config.replayer is not None:
+            replayed = await config.replayer.answer(method, raw_target, in_headers, body)
+            if replayed is not None:
+                status, headers, answer = replayed
+                return web.Response(status=status, body=answer, headers=CIMultiDict(headers))
+        seq = state.writer.next_seq()
+        path, _, query = raw_target.partition("?")
+        in_items = tuple(in_headers.items())
+        dropped = _REQUEST_SKIP
+        if "Connection" in in_headers:
+            dropped = dropped | _connection_listed(in_headers)
+        out_headers = [(k, v) for k, v in in_items if k.lower() not in dropped]
+        error: str | None = None
+        try:
+            upstream = await state.client.request(method, raw_target, out_headers, body)
+            status, reason, raw, resp_body = (
+                upstream.status,
+                upstream.reason,
+                upstream.headers,
+                upstream.body,
+            )
+        except TimeoutError:
+            status, reason = 504, "Gateway Timeout"
+            error = f"upstream {state.base} did not answer within {config.timeout:g} s"
+        except UpstreamError as err:
+            status, reason = 502, "Bad Gateway"
+            error = f"upstream {state.base} unreachable: {err.__class__.__name__}: {err}"
+        if error is not None:
+            state.failures += 1
+            resp_body = _error_body(error)
+            raw = [("Content-Type", "application/json; charset=utf-8")]
+        duration = time.perf_counter() - t0
+
+        recorded_request = RecordedRequest(
+            method=method, path=path, query=query, headers=in_items, body=body
+        )
+        recorded_response = RecordedResponse(
+            status=status, headers=tuple(raw), body=resp_body, reason=reason
+        )
+        live = Interaction(
+            seq=seq,
+            start=start,
+            duration=duration,
+            session_id=session_id_of(recorded_request, recorded_response),
+            action_type=action_type_of(method, path, body),
+            user=None,
+            request=recorded_request,
+            response=recorded_response,
+            error=error,
+        )
+        # Written (and flushed to the OS) just before the answer leaves: an exchange the client
+        # saw answered is in the file even if the recorder is killed the next instant.
+        if len(body) + len(resp_body) > _BIG_BODY:
+            await asyncio.to_thread(_record, state, live)
+        else:
+            _record(state, live)
+        if config.replayer is not None:
+            config.replayer.forwarded(live)
+        skip = _RESPONSE_SKIP
+        lowered = [k.lower() for k, _ in raw]
+        if "connection" in lowered:
+            skip = skip | _connection_listed(CIMultiDict(raw))
+        return web.Response(
+            status=status,
+            reason=reason or None,
+            body=resp_body,
+            headers=CIMultiDict(
+                [kv for kv, low in zip(raw, lowered, strict=True) if low not in skip]
+            ),
+        )
     finally:
         state.in_flight -= 1
-
-
-async def _forward(
-    request: web.Request, state: ProxyState, config: ProxyConfig
-) -> web.StreamResponse:
-    start = time.time()
-    t0 = time.perf_counter()
-    body = await request.read()
-    raw_target = request.raw_path
-    if config.replayer is not None:
-        replayed = await config.replayer.answer(request.method, raw_target, request.headers, body)
-        if replayed is not None:
-            status, headers, answer = replayed
-            return web.Response(status=status, body=answer, headers=CIMultiDict(headers))
-    seq = state.writer.next_seq()
-    path, _, query = raw_target.partition("?")
-    in_headers = request.headers
-    dropped = _REQUEST_SKIP | _connection_listed(in_headers)
-    out_headers = [(k, v) for k, v in in_headers.items() if k.lower() not in dropped]
-    error: str | None = None
-    try:
-        async with state.session.request(
-            request.method,
-            URL(state.base + raw_target, encoded=True),
-            headers=out_headers,
-            # aiohttp warns on (and would copy) large raw bytes; a BytesIO streams them.
-            data=(io.BytesIO(body) if len(body) > _BIG_BODY else body) if body else None,
-            allow_redirects=False,
-        ) as upstream:
-            resp_body = await upstream.read()
-            status, reason = upstream.status, upstream.reason or ""
-            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
-    except TimeoutError:
-        status, reason = 504, "Gateway Timeout"
-        error = f"upstream {state.base} did not answer within {config.timeout:g} s"
-    except aiohttp.ClientError as err:
-        status, reason = 502, "Bad Gateway"
-        error = f"upstream {state.base} unreachable: {err.__class__.__name__}: {err}"
-    if error is not None:
-        state.failures += 1
-        resp_body = _error_body(error)
-        raw = [("Content-Type", "application/json; charset=utf-8")]
-    duration = time.perf_counter() - t0
-
-    recorded_request = RecordedRequest(
-        method=request.method, path=path, query=query, headers=tuple(in_headers.items()), body=body
-    )
-    recorded_response = RecordedResponse(
-        status=status, headers=tuple(raw), body=resp_body, reason=reason
-    )
-    live = Interaction(
-        seq=seq,
-        start=start,
-        duration=duration,
-        session_id=session_id_of(recorded_request, recorded_response),
-        action_type=action_type_of(request.method, path, body),
-        user=None,
-        request=recorded_request,
-        response=recorded_response,
-        error=error,
-    )
-    # Written (and flushed to the OS) just before the answer leaves: an exchange the client saw
-    # answered is in the file even if the recorder is killed the next instant.
-    if len(body) + len(resp_body) > _BIG_BODY:
-        await asyncio.to_thread(_record, state, live)
-    else:
-        _record(state, live)
-    if config.replayer is not None:
-        config.replayer.forwarded(live)
-    skip = _RESPONSE_SKIP
-    if any(k.lower() == "connection" for k, _ in raw):
-        skip = skip | _connection_listed(CIMultiDict(raw))
-    return web.Response(
-        status=status,
-        reason=reason or None,
-        body=resp_body,
-        headers=CIMultiDict([(k, v) for k, v in raw if k.lower() not in skip]),
-    )
 
 
 def _record(state: ProxyState, live: Interaction) -> None:
@@ -238,15 +235,11 @@ def _resources(config: ProxyConfig) -> Callable[[web.Application], AsyncIterator
         writer = CassetteWriter(
             config.cassette, upstream=config.upstream, mode=config.mode, fsync=config.fsync
         )
-        session = aiohttp.ClientSession(
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout),
-            connector=aiohttp.TCPConnector(limit=256),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        client = UpstreamClient(
+            config.upstream, connect_timeout=config.connect_timeout, timeout=config.timeout
         )
         app[STATE_KEY] = ProxyState(
-            session=session,
+            client=client,
             writer=writer,
             redactor=Redactor(config.redaction),
             base=config.upstream.rstrip("/"),
@@ -254,7 +247,7 @@ def _resources(config: ProxyConfig) -> Callable[[web.Application], AsyncIterator
         try:
             yield
         finally:
-            await session.close()
+            await client.close()
             writer.close()
 
     return ctx

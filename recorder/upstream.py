@@ -272,6 +272,11 @@ class _Connection(asyncio.Protocol):
             self._length = size if size else -3
 
 
+def _expire(waiter: asyncio.Future[UpstreamResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 def _wrap(exc: BaseException) -> UpstreamError:
     err = UpstreamDisconnectedError(f"{exc.__class__.__name__}: {exc}")
     err.__cause__ = exc
@@ -305,7 +310,8 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """One exchange. `target` is the raw path and query; `headers` exclude Host,
         Content-Length and hop-by-hop ones. Raises `UpstreamError`, or `TimeoutError` when the
-        whole exchange (connecting included) overruns `timeout`."""
+        whole exchange (connecting included) overruns `timeout` (or connecting alone overruns
+        `connect_timeout`)."""
         parts = [f"{method} {self._prefix}{target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
         parts += [f"{name}: {value}\r\n" for name, value in headers]
         if body or method in _BODY_METHODS:
@@ -316,37 +322,60 @@ class UpstreamClient:
         if body and len(body) <= _BIG_WRITE:
             head, body = head + body, b""
         no_body = method == "HEAD"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         async with self._slots:
-            async with asyncio.timeout(self._timeout):
-                conn = await self._acquire()
-                reused = conn.idle_since > 0
+            conn = self._idle_connection()
+            if conn is None:
+                conn = await self._connect(deadline)
+            try:
                 try:
-                    answer = await conn.send(head, body, no_body)
+                    answer = await self._exchange(loop, conn, head, body, no_body, deadline)
                 except UpstreamDisconnectedError:
-                    if not (reused and conn.answered_nothing and method in _IDEMPOTENT):
+                    stale = conn.idle_since > 0 and conn.answered_nothing
+                    if not (stale and method in _IDEMPOTENT):
                         raise
                     # A stale keep-alive connection: the request never reached the upstream.
-                    conn = await self._connect()
-                    answer = await conn.send(head, body, no_body)
-                except BaseException:
-                    conn.close()
-                    raise
-                self._release(conn)
-                return answer
+                    conn = await self._connect(deadline)
+                    answer = await self._exchange(loop, conn, head, body, no_body, deadline)
+            except BaseException:
+                conn.close()
+                raise
+            self._release(conn)
+            return answer
 
-    async def _acquire(self) -> _Connection:
+    @staticmethod
+    async def _exchange(
+        loop: asyncio.AbstractEventLoop,
+        conn: _Connection,
+        head: bytes,
+        body: bytes,
+        no_body: bool,
+        deadline: float,
+    ) -> UpstreamResponse:
+        waiter = conn.send(head, body, no_body)
+        # One timer handle on the answer's future: `asyncio.timeout` costs several times more
+        # per exchange, and this is the path every request takes.
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _idle_connection(self) -> _Connection | None:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()  # the most recently used one is the least likely stale
             if not conn.closed and now - conn.idle_since < _IDLE_SECONDS:
                 return conn
             conn.close()
-        return await self._connect()
+        return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
+        budget = min(self._connect_timeout, deadline - loop.time())
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(budget):
                 _, conn = await loop.create_connection(
                     _Connection,
                     self._host,

@@ -32,18 +32,35 @@ from tests.pages import PageServer  # noqa: E402
 
 TOKEN = make_token("bench", "bench")
 LAUNCH_ARGS = [
-    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 QUERY_JS = """(sel) => Array.from(document.querySelectorAll(sel)).slice(0, 500).map(e => ({
-  text: e.innerText, href: e.getAttribute('href'), attributes: {title: e.getAttribute('title')}}))"""
+  text: e.innerText, href: e.getAttribute('href'),
+  attributes: {title: e.getAttribute('title')}}))"""
 
 
 async def start_server(browser: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", "--browser", browser,
-         "--clock", "manual"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mock_server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--browser",
+            browser,
+            "--clock",
+            "manual",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     loop = asyncio.get_running_loop()
@@ -111,7 +128,11 @@ async def main() -> None:
             ctx = await browser.new_context(viewport={"width": 1440, "height": 900})
             page = await ctx.new_page()
             sid = (await api("POST", "/v1/sessions", {"maxTtlSeconds": 900}))["session"]["id"]
-            counter, listing, long = pages.url("/counter"), pages.url("/list?n=500"), pages.url("/long")
+            counter, listing, long = (
+                pages.url("/counter"),
+                pages.url("/list?n=500"),
+                pages.url("/long"),
+            )
 
             ops = {
                 "goto": (
@@ -126,8 +147,16 @@ async def main() -> None:
                 ),
                 "query 500": (
                     lambda: page.evaluate(QUERY_JS, "li.item a"),
-                    lambda: act(sid, "query", {"selector": "li.item a", "fields": ["text", "href"],
-                                               "attributes": ["title"], "limit": 500}),
+                    lambda: act(
+                        sid,
+                        "query",
+                        {
+                            "selector": "li.item a",
+                            "fields": ["text", "href"],
+                            "attributes": ["title"],
+                            "limit": 500,
+                        },
+                    ),
                     listing,
                 ),
                 "screenshot": (
@@ -189,8 +218,10 @@ async def main() -> None:
                 await api("GET", "/__admin/health")
                 await asyncio.sleep(0.3)
             raw, cr = statistics.median(raw_times) * 1000, statistics.median(create_times) * 1000
-            print(f"{'session create':<18}{raw:>14.2f}{cr:>13.2f}{cr / raw:>7.2f}x  "
-                  f"(raw new_context+new_page vs POST /v1/sessions, warm pool)")
+            print(
+                f"{'session create':<18}{raw:>14.2f}{cr:>13.2f}{cr / raw:>7.2f}x  "
+                f"(raw new_context+new_page vs POST /v1/sessions, warm pool)"
+            )
             await browser.close()
 
         # Memory: five live sessions, each on a page.

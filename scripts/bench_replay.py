@@ -50,9 +50,15 @@ def flow_steps(page: str) -> list[tuple[str, dict]]:
     for i in range(6):
         steps.append(("click", {"selector": "#inc"}))
         steps.append(("query", {"selector": "#count", "fields": ["text"], "limit": 1 + i}))
-    steps += [("title", {}), ("url", {}), ("content", {"format": "text"}),
-              ("hover", {"selector": "#hover-target"}), ("cursor_position", {}),
-              ("scroll", {"direction": "down", "amount": 100}), ("console", {})]
+    steps += [
+        ("title", {}),
+        ("url", {}),
+        ("content", {"format": "text"}),
+        ("hover", {"selector": "#hover-target"}),
+        ("cursor_position", {}),
+        ("scroll", {"direction": "down", "amount": 100}),
+        ("console", {}),
+    ]
     assert len(steps) == 20
     return steps
 
@@ -65,8 +71,11 @@ async def run_flow(http: aiohttp.ClientSession, base: str, page: str) -> int:
         assert r.status == 201, body
     sid = json.loads(body)["session"]["id"]
     for action_type, payload in flow_steps(page):
-        async with http.post(f"{base}/v1/sessions/{sid}/actions", headers=headers,
-                             json={"type": action_type, "payload": payload}) as r:
+        async with http.post(
+            f"{base}/v1/sessions/{sid}/actions",
+            headers=headers,
+            json={"type": action_type, "payload": payload},
+        ) as r:
             await r.read()
             assert r.status == 200, (action_type, r.status)
     async with http.get(f"{base}/v1/sessions/{sid}", headers=headers) as r:
@@ -116,12 +125,20 @@ def serve_baseline(cassette: Path, port: int) -> None:
     with open_cassette(cassette) as c:
         for item in c.interactions():
             req = item.request
-            key = (req.method, SESSION.sub("S", req.path), SESSION.sub("S", req.body.decode()).encode())
+            key = (
+                req.method,
+                SESSION.sub("S", req.path),
+                SESSION.sub("S", req.body.decode()).encode(),
+            )
             table.setdefault(key, (item.response.status, item.response.body))
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
-        key = (request.method, SESSION.sub("S", request.path), SESSION.sub("S", body.decode()).encode())
+        key = (
+            request.method,
+            SESSION.sub("S", request.path),
+            SESSION.sub("S", body.decode()).encode(),
+        )
         status, answer = table[key]
         return web.Response(status=status, body=answer, content_type="application/json")
 
@@ -137,7 +154,9 @@ def serve_baseline(cassette: Path, port: int) -> None:
 
 
 async def record(emulator: str, cassette: Path, page: str) -> None:
-    runner = web.AppRunner(make_proxy_app(ProxyConfig(cassette=cassette, upstream=emulator, port=0)))
+    runner = web.AppRunner(
+        make_proxy_app(ProxyConfig(cassette=cassette, upstream=emulator, port=0))
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -165,7 +184,9 @@ def time_open(n: int) -> tuple[float, int]:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.msgpack"
-        body = json.dumps({"success": True, "expiresInSeconds": 100, "content": "x" * 4200}).encode()
+        body = json.dumps(
+            {"success": True, "expiresInSeconds": 100, "content": "x" * 4200}
+        ).encode()
         with CassetteWriter(path, upstream="bench", mode=WriteMode.OVERWRITE) as writer:
             for i in range(n):
                 sid = f"sess_{i // 23:08d}"
@@ -175,12 +196,18 @@ def time_open(n: int) -> tuple[float, int]:
                     resp = RecordedResponse(201, (("Content-Type", "application/json"),), resp_body)
                     action = None
                 else:
-                    req = RecordedRequest("POST", f"/v1/sessions/{sid}/actions", "", (),
-                                          b'{"type":"content","payload":{}}')
+                    req = RecordedRequest(
+                        "POST",
+                        f"/v1/sessions/{sid}/actions",
+                        "",
+                        (),
+                        b'{"type":"content","payload":{}}',
+                    )
                     resp = RecordedResponse(200, (("Content-Type", "application/json"),), body)
                     action = "content"
-                writer.append(Interaction(writer.next_seq(), 0.0, 0.01, sid, action, "bench",
-                                          req, resp))
+                writer.append(
+                    Interaction(writer.next_seq(), 0.0, 0.01, sid, action, "bench", req, resp)
+                )
         size = path.stat().st_size
         t0 = time.perf_counter()
         player = Player((path,))
@@ -215,15 +242,39 @@ async def main() -> None:
         # 1. Record (not timed).
         emu_port = free_port()
         emulator = f"http://127.0.0.1:{emu_port}"
-        emu = spawn([sys.executable, "-m", "mock_server.cli", "serve", "--port", str(emu_port),
-                     "--clock", "manual", "--browser", browser])
+        emu = spawn(
+            [
+                sys.executable,
+                "-m",
+                "mock_server.cli",
+                "serve",
+                "--port",
+                str(emu_port),
+                "--clock",
+                "manual",
+                "--browser",
+                browser,
+            ]
+        )
         await wait_ready(f"{emulator}/__admin/health", emu)
         await record(emulator, cassette, page)
         mitmdump = find_mitmdump(args.mitm_venv)
         if mitmdump:
             mport = free_port()
-            rec = spawn([mitmdump, "-q", "--mode", f"reverse:{emulator}", "-p", str(mport),
-                         "-w", str(tmp / "flows"), "--set", f"confdir={tmp}/mitm"])
+            rec = spawn(
+                [
+                    mitmdump,
+                    "-q",
+                    "--mode",
+                    f"reverse:{emulator}",
+                    "-p",
+                    str(mport),
+                    "-w",
+                    str(tmp / "flows"),
+                    "--set",
+                    f"confdir={tmp}/mitm",
+                ]
+            )
             await asyncio.sleep(1.5)  # mitmdump has no health route; give it time to bind
             async with aiohttp.ClientSession() as http:
                 await run_flow(http, f"http://127.0.0.1:{mport}", page)
@@ -234,18 +285,46 @@ async def main() -> None:
 
         # 2. Serve three ways.
         rport, bport = free_port(), free_port()
-        replay = spawn([sys.executable, "-m", "mock_server.cli", "serve", "--port", str(rport),
-                        "--clock", "manual", "--cassette", str(cassette)])
+        replay = spawn(
+            [
+                sys.executable,
+                "-m",
+                "mock_server.cli",
+                "serve",
+                "--port",
+                str(rport),
+                "--clock",
+                "manual",
+                "--cassette",
+                str(cassette),
+            ]
+        )
         base = spawn([sys.executable, __file__, "--serve-baseline", str(cassette), str(bport)])
         await wait_ready(f"http://127.0.0.1:{rport}/__admin/health", replay)
         await wait_ready(f"http://127.0.0.1:{bport}/__admin/health", base)
         targets = {"baseline": f"http://127.0.0.1:{bport}", "replay": f"http://127.0.0.1:{rport}"}
         if mitmdump:
             pport = free_port()
-            spawn([mitmdump, "-q", "--mode", f"reverse:{emulator}", "-p", str(pport),
-                   "--server-replay", str(tmp / "flows"), "--set", "server_replay_reuse=true",
-                   "--set", "server_replay_extra=kill", "--set", "connection_strategy=lazy",
-                   "--set", f"confdir={tmp}/mitm"])
+            spawn(
+                [
+                    mitmdump,
+                    "-q",
+                    "--mode",
+                    f"reverse:{emulator}",
+                    "-p",
+                    str(pport),
+                    "--server-replay",
+                    str(tmp / "flows"),
+                    "--set",
+                    "server_replay_reuse=true",
+                    "--set",
+                    "server_replay_extra=kill",
+                    "--set",
+                    "connection_strategy=lazy",
+                    "--set",
+                    f"confdir={tmp}/mitm",
+                ]
+            )
             await asyncio.sleep(1.5)
             targets["mitmdump"] = f"http://127.0.0.1:{pport}"
 
@@ -259,8 +338,10 @@ async def main() -> None:
                     raise SystemExit(f"{name} failed: {err!r}") from err
         rps = {name: statistics.median(v) for name, v in results.items()}
         n = CLIENTS * REPEATS * 23
-        print(f"{CLIENTS} clients x {REPEATS} flows x 23 exchanges = {n} requests per round, "
-              f"median of {args.rounds} rounds")
+        print(
+            f"{CLIENTS} clients x {REPEATS} flows x 23 exchanges = {n} requests per round, "
+            f"median of {args.rounds} rounds"
+        )
         for name, value in rps.items():
             print(f"  {name:<9} {value:8.0f} req/s")
         print(f"replay / baseline: {rps['replay'] / rps['baseline']:.2f}x (target >= 0.70x)")
@@ -270,8 +351,10 @@ async def main() -> None:
             print("mitmdump not found (install mitmproxy in a separate venv); peer skipped")
 
         seconds, size = time_open(10_000)
-        print(f"open a 10,000-exchange cassette ({size / 1e6:.0f} MB) for replay: "
-              f"{seconds * 1000:.0f} ms (target <= 250 ms)")
+        print(
+            f"open a 10,000-exchange cassette ({size / 1e6:.0f} MB) for replay: "
+            f"{seconds * 1000:.0f} ms (target <= 250 ms)"
+        )
     finally:
         for proc in procs:
             if proc.poll() is None:

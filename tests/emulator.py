@@ -87,12 +87,19 @@ class ApiClient:
         return data["session"]
 
     async def act(
-        self, session_id: str, action_type: str, payload: dict[str, Any] | None = None,
-        *, expect: int = 200, token: str = TOKEN,
+        self,
+        session_id: str,
+        action_type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        expect: int = 200,
+        token: str = TOKEN,
     ) -> dict[str, Any]:
         status, data = await self.call(
-            "POST", f"/v1/sessions/{session_id}/actions",
-            {"type": action_type, "payload": payload or {}}, token=token,
+            "POST",
+            f"/v1/sessions/{session_id}/actions",
+            {"type": action_type, "payload": payload or {}},
+            token=token,
         )
         assert status == expect, data
         if status == 200:

@@ -152,9 +152,14 @@ class PageServer:
         return web.Response(text="<html><title>slow</title></html>", content_type="text/html")
 
     async def start(self) -> None:
+        await self.start_on(0)
+
+    async def start_on(self, port: int) -> None:
+        """Listen on 127.0.0.1:`port` (0: an ephemeral one)."""
+        self._released = asyncio.Event()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

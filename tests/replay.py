@@ -15,7 +15,9 @@ from recorder.proxy import ProxyConfig, make_proxy_app
 async def recording_proxy(upstream: str, cassette: Path) -> AsyncIterator[str]:
     """A recording proxy on an ephemeral port in front of `upstream`; yields its URL. The
     cassette is closed when the context exits."""
-    runner = web.AppRunner(make_proxy_app(ProxyConfig(cassette=cassette, upstream=upstream, port=0)))
+    runner = web.AppRunner(
+        make_proxy_app(ProxyConfig(cassette=cassette, upstream=upstream, port=0))
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -7,7 +7,7 @@ import asyncio
 
 from recorder.cassette import open_cassette
 
-INNER = '''
+INNER = """
 import json, urllib.error, urllib.request
 
 import pytest
@@ -51,16 +51,16 @@ def test_flow(capture_mock):
 def test_named(capture_mock):
     assert capture_mock.cassette.name == "named.msgpack"
     flow(capture_mock, 120)
-'''
+"""
 
-NEW_EPISODE = '''
+NEW_EPISODE = """
 from test_flows import flow
 
 
 def test_flow(capture_mock):
     flow(capture_mock, 120)
     flow(capture_mock, 60)
-'''
+"""
 
 
 async def run(pytester, *args: str):
@@ -73,7 +73,9 @@ async def test_record_once_then_replay_offline(pytester, emulator, pages):
     missing.assert_outcomes(errors=2)
     missing.stdout.fnmatch_lines(["*no cassette at*test_flow.msgpack*--capture-record-mode=once*"])
 
-    recorded = await run(pytester, "--capture-record-mode=once", f"--capture-upstream={emulator.url}")
+    recorded = await run(
+        pytester, "--capture-record-mode=once", f"--capture-upstream={emulator.url}"
+    )
     recorded.assert_outcomes(passed=2)
     cassette = pytester.path / "cassettes" / "test_flows" / "test_flow.msgpack"
     with open_cassette(cassette) as c:
@@ -87,7 +89,12 @@ async def test_record_once_then_replay_offline(pytester, emulator, pages):
 
 async def test_new_episodes_appends_only_what_was_not_recorded(pytester, emulator, pages):
     pytester.makepyfile(test_flows=INNER.format(page=pages.url("/counter")))
-    first = await run(pytester, "--capture-record-mode=once", f"--capture-upstream={emulator.url}", "test_flows.py::test_flow")
+    first = await run(
+        pytester,
+        "--capture-record-mode=once",
+        f"--capture-upstream={emulator.url}",
+        "test_flows.py::test_flow",
+    )
     first.assert_outcomes(passed=1)
     pytester.makepyfile(test_more=NEW_EPISODE)
     cassette = pytester.path / "cassettes" / "test_more" / "test_flow.msgpack"
@@ -95,7 +102,9 @@ async def test_new_episodes_appends_only_what_was_not_recorded(pytester, emulato
     (pytester.path / "cassettes" / "test_flows" / "test_flow.msgpack").rename(cassette)
 
     more = await run(
-        pytester, "--capture-record-mode=new_episodes", f"--capture-upstream={emulator.url}",
+        pytester,
+        "--capture-record-mode=new_episodes",
+        f"--capture-upstream={emulator.url}",
         "test_more.py",
     )
     more.assert_outcomes(passed=1)

@@ -63,7 +63,9 @@ async def run_flow(client: ApiClient, page_url: str) -> list[tuple[int, dict]]:
 def without_ids(answers: list[tuple[int, dict]]) -> list[tuple[int, str]]:
     """Answers with the flow's session id blanked, as comparable text."""
     sid = answers[0][1]["session"]["id"]
-    return [(status, json.dumps(body, sort_keys=True).replace(sid, "SID")) for status, body in answers]
+    return [
+        (status, json.dumps(body, sort_keys=True).replace(sid, "SID")) for status, body in answers
+    ]
 
 
 @pytest.fixture
@@ -84,7 +86,20 @@ async def test_replay_answers_the_recorded_flow_in_order_without_a_browser(recor
     server = await replay_server(cassette)
     try:
         replayed = await run_flow(server, pages.url("/counter"))
-        assert [s for s, _ in replayed] == [201, 200, 200, 200, 200, 200, 200, 200, 400, 200, 404, 200]
+        assert [s for s, _ in replayed] == [
+            201,
+            200,
+            200,
+            200,
+            200,
+            200,
+            200,
+            200,
+            400,
+            200,
+            404,
+            200,
+        ]
         # Same clock start, no advance: even the time fields agree; only the id is fresh.
         assert without_ids(replayed) == without_ids(live_answers)
         assert replayed[0][1]["session"]["id"] != live_answers[0][1]["session"]["id"]
@@ -118,12 +133,16 @@ async def test_miss_names_the_request_the_cassette_and_the_closest_exchange(reco
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
         status, body = await server.call(
-            "POST", f"/v1/sessions/{sid}/actions",
+            "POST",
+            f"/v1/sessions/{sid}/actions",
             {"type": "goto", "payload": {"url": "http://elsewhere.test/"}},
         )
         assert status == 502 and server.last_headers["X-Capture-Replay"] == "miss"
         validate(body, "ErrorResponse")
-        assert f"POST /v1/sessions/{sid}/actions (goto) was not recorded in flow.msgpack" in body["error"]
+        assert (
+            f"POST /v1/sessions/{sid}/actions (goto) was not recorded in flow.msgpack"
+            in body["error"]
+        )
         closest = body["closest"][0]
         assert closest["actionType"] == "goto"
         assert any(d.startswith("body.payload.url: recorded") for d in closest["differences"])
@@ -145,7 +164,9 @@ async def test_exhausted_error_turns_an_extra_repeat_into_a_miss(recorded, pages
         for _ in range(2):
             await server.act(sid, "click", {"selector": "#inc"})
         status, body = await server.call(
-            "POST", f"/v1/sessions/{sid}/actions", {"type": "click", "payload": {"selector": "#inc"}}
+            "POST",
+            f"/v1/sessions/{sid}/actions",
+            {"type": "click", "payload": {"selector": "#inc"}},
         )
         assert status == 502 and "asked 3 times but recorded only 2 times" in body["error"]
     finally:
@@ -168,7 +189,11 @@ async def test_ttl_expiry_limit_and_billing_hold_in_replay(recorded, pages):
         late = await server.act(ids[0], "click", {"selector": "#inc"}, expect=409)
         assert late["session"]["status"] == "expired" and late["session"]["billedCredits"] == 5
         closed = await server.get(ids[1])
-        assert (closed["status"], closed["billedCredits"], closed["durationSeconds"]) == ("expired", 5, 300)
+        assert (closed["status"], closed["billedCredits"], closed["durationSeconds"]) == (
+            "expired",
+            5,
+            300,
+        )
         await server.create({"maxTtlSeconds": 300})  # expiry freed the slots
     finally:
         await server.stop()
@@ -184,7 +209,10 @@ async def test_two_replays_with_a_manual_clock_are_byte_identical(recorded, page
             status, body = await server.call("POST", "/v1/sessions", {"maxTtlSeconds": 300})
             run.append((status, server.last_raw, server.last_headers["Date"]))
             sid = body["session"]["id"]
-            for action_type, payload in [("goto", {"url": pages.url("/counter")}), ("screenshot", {})]:
+            for action_type, payload in [
+                ("goto", {"url": pages.url("/counter")}),
+                ("screenshot", {}),
+            ]:
                 await server.advance(7)
                 status, _ = await server.call(
                     "POST", f"/v1/sessions/{sid}/actions", {"type": action_type, "payload": payload}
@@ -240,11 +268,17 @@ async def test_admin_reset_and_cassette_switching(recorded, pages, tmp_path):
         assert again["expiresAt"] == "2026-01-01T00:05:00.000Z"  # the clock was reset too
 
         status, body = await server.call(
-            "POST", "/__admin/cassettes", {"cassettes": [str(tmp_path / "missing.msgpack")]}, token=None
+            "POST",
+            "/__admin/cassettes",
+            {"cassettes": [str(tmp_path / "missing.msgpack")]},
+            token=None,
         )
         assert status == 400 and "missing.msgpack" in body["error"]
         status, body = await server.call(
-            "POST", "/__admin/cassettes", {"cassettes": [str(cassette)], "mode": "replay"}, token=None
+            "POST",
+            "/__admin/cassettes",
+            {"cassettes": [str(cassette)], "mode": "replay"},
+            token=None,
         )
         assert status == 200 and body["cassettes"] == "flow.msgpack"
     finally:

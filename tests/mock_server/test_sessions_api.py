@@ -36,7 +36,10 @@ async def test_create_get_close_flow_matches_contract(emulator, pages):
         "screenshot": {"total": 1, "success": 1, "error": 0},
     }
     assert session["options"] == {
-        "maxTtlSeconds": 300, "proxy": False, "bypassBotDetection": False, "cdp": False,
+        "maxTtlSeconds": 300,
+        "proxy": False,
+        "bypassBotDetection": False,
+        "cdp": False,
     }
 
     await emulator.advance(61)
@@ -111,7 +114,10 @@ async def test_a_session_is_visible_to_its_user_only(emulator):
         ({"maxTtlSeconds": 30.5}, "must be an integer"),
         ({"maxTtlSeconds": True}, "must be an integer"),
         ({"ttl": 5}, "unknown field"),
-        ({"cdp": True, "bypassBotDetection": True}, "cdp cannot be combined with bypassBotDetection"),
+        (
+            {"cdp": True, "bypassBotDetection": True},
+            "cdp cannot be combined with bypassBotDetection",
+        ),
         ({"proxy": "yes"}, "must be a boolean"),
         ([1, 2], "JSON object"),
     ],
@@ -133,7 +139,13 @@ async def test_create_caps_ttl_and_accepts_empty_and_php_bodies(emulator):
 
 @pytest.mark.parametrize(
     "token",
-    [None, "Basic abc", "Bearer", "Bearer !!!notbase64", "Bearer " + base64.b64encode(b"nocolon").decode()],
+    [
+        None,
+        "Basic abc",
+        "Bearer",
+        "Bearer !!!notbase64",
+        "Bearer " + base64.b64encode(b"nocolon").decode(),
+    ],
 )
 async def test_missing_or_malformed_credentials_get_401(emulator, token):
     status, data = await emulator.call("POST", "/v1/sessions", {}, token=token)
@@ -144,9 +156,13 @@ async def test_missing_or_malformed_credentials_get_401(emulator, token):
 async def test_users_file_checks_secrets(pages):
     running = await RunningEmulator(emulator_config(users={"user_123": "secret"})).start()
     try:
-        status, _ = await running.call("POST", "/v1/sessions", {}, token=make_token("user_123", "wrong"))
+        status, _ = await running.call(
+            "POST", "/v1/sessions", {}, token=make_token("user_123", "wrong")
+        )
         assert status == 401
-        status, _ = await running.call("POST", "/v1/sessions", {}, token=make_token("nobody", "secret"))
+        status, _ = await running.call(
+            "POST", "/v1/sessions", {}, token=make_token("nobody", "secret")
+        )
         assert status == 401
         await running.create()
     finally:
@@ -157,7 +173,7 @@ async def test_bad_input_always_gets_a_json_error(emulator):
     sid = (await emulator.create())["id"]
     cases = [
         ("POST", "/v1/sessions", b"{not json", 400),
-        ("POST", f"/v1/sessions/{sid}/actions", b"{\"type\": ", 400),
+        ("POST", f"/v1/sessions/{sid}/actions", b'{"type": ', 400),
         ("POST", f"/v1/sessions/{sid}/actions", b"", 400),
         ("POST", f"/v1/sessions/{sid}/actions", b"[]", 400),
         ("POST", f"/v1/sessions/{sid}/actions", b'{"type": "fly"}', 400),
