@@ -16,11 +16,14 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
+from recorder.diff import SECRET_FIELDS
+from recorder.diff import canonical_body as recorded_canonical_body
+from recorder.diff import diff_values as field_differences
+
 # The signed one-shot URLs: /{key}/{hash}/{endpoint}; the hash is ignored when matching.
 SIGNED_PATH = re.compile(r"^/([^/]+)/([^/]+)/(image|pdf|content|metadata|animated)/?$")
 SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
-SECRET_FIELDS = frozenset({"text", "value", "password", "secret", "token"})
-MAX_SHOWN = 60
+HIDDEN_FIELDS = SECRET_FIELDS | {"text"}
 
 
 class Matcher(StrEnum):
@@ -75,18 +78,9 @@ def drop_path(body: Any, dotted: str) -> Any:
 
 
 def canonical_body(raw: bytes, ignore: Iterable[str] = ()) -> Any:
-    """The JSON body as a comparable value (key order and whitespace do not matter); a body
-    that is not JSON stays bytes. An empty body, `{}` and PHP's `[]` are the same."""
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return bytes(raw)
-    if body == []:
-        return {}
-    if isinstance(body, dict) and body.get("payload") == []:
-        body = {**body, "payload": {}}
+    """The JSON body as a comparable value (key order and whitespace do not matter, an empty
+    body, `{}` and PHP's `[]` alike; see `recorder.diff`), minus the ignored fields."""
+    body = recorded_canonical_body(raw)
     for dotted in ignore:
         body = drop_path(body, dotted)
     return body
@@ -130,37 +124,17 @@ def request_key(
     )
 
 
-def shown(value: Any, field: str) -> str:
-    """A value as a diagnostic may show it: typed text and secrets never, long values cut."""
-    if field.rsplit(".", 1)[-1] in SECRET_FIELDS:
-        return "<hidden>"
-    text = value.hex() if isinstance(value, bytes) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
-
-
 def diff_values(recorded: Any, live: Any, where: str) -> list[str]:
-    """Field-by-field differences, as `body.payload.url: recorded "a", got "b"`."""
-    if isinstance(recorded, dict) and isinstance(live, dict):
-        out: list[str] = []
-        for key in sorted(set(recorded) | set(live), key=str):
-            sub = f"{where}.{key}"
-            if key not in live:
-                out.append(f"{sub}: recorded {shown(recorded[key], sub)}, missing")
-            elif key not in recorded:
-                out.append(f"{sub}: not recorded, got {shown(live[key], sub)}")
-            else:
-                out.extend(diff_values(recorded[key], live[key], sub))
-        return out
-    if recorded != live:
-        return [f"{where}: recorded {shown(recorded, where)}, got {shown(live, where)}"]
-    return []
+    """Field-by-field differences, `body.payload.url: "recorded" -> "asked"`. Typed text is
+    hidden too: in a request body it may be a password."""
+    return field_differences(recorded, live, where, HIDDEN_FIELDS)
 
 
 Comparison = Callable[[RequestKey, RequestKey], list[str]]
 
 
 def _same(field: str, recorded: object, live: object) -> list[str]:
-    return [] if recorded == live else [f"{field}: recorded {recorded}, got {live}"]
+    return [] if recorded == live else [f"{field}: {recorded} -> {live}"]
 
 
 COMPARISONS: dict[Matcher, Comparison] = {

@@ -257,3 +257,32 @@ def audit_cassettes(cassettes: Iterable[Cassette], secrets: Iterable[str] = ()) 
         for user, group in sorted(users.items(), key=lambda kv: kv[0] or "")
     )
     return AuditReport(sessions, user_audits, tuple(findings))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """Credits billed across the audited cassettes against a budget, with the costliest sessions."""
+
+    budget: int
+    total: int
+    top: tuple[SessionAudit, ...]  # by credits, highest first
+
+    @property
+    def exceeded(self) -> bool:
+        return self.total > self.budget
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "total": self.total,
+            "exceeded": self.exceeded,
+            "top": [
+                {"sessionId": s.session_id, "user": s.user, "credits": s.credits} for s in self.top
+            ],
+        }
+
+
+def check_budget(report: AuditReport, budget: int, top: int = 5) -> BudgetCheck:
+    """Sum the credits of every session in `report`; the `top` costliest sessions come along."""
+    ranked = sorted(report.sessions, key=lambda s: (-s.credits, s.session_id))
+    return BudgetCheck(budget, sum(s.credits for s in report.sessions), tuple(ranked[:top]))

@@ -43,7 +43,9 @@ IGNORED_FIELDS = frozenset(
         "connectUrl",
     }
 )
-SECRET_FIELDS = frozenset({"text", "value", "password", "secret", "token"})
+# Answer fields that may carry what a user typed (an input's value) or a credential: differences
+# name them, never show them. Page text (`text`) is shown: it is what drift is about.
+SECRET_FIELDS = frozenset({"value", "password", "secret", "token"})
 DEFAULT_IMAGE_THRESHOLD = 0.001  # share of pixels that may differ before a screenshot drifts
 PIXEL_TOLERANCE = 16  # per-pixel luminance difference treated as rendering noise
 MAX_SHOWN = 60
@@ -231,31 +233,37 @@ def describe(ex: Exchange, aliases: dict[str, str]) -> str:
     return f"{text} ({detail})" if detail else text
 
 
-def shown(value: Any, where: str) -> str:
-    """A value as a difference may show it: typed text and secrets never, long values cut."""
-    if where.rsplit(".", 1)[-1] in SECRET_FIELDS:
+def shown(value: Any, where: str, hidden: frozenset[str] = SECRET_FIELDS) -> str:
+    """A value as a difference may show it: secrets (fields named in `hidden`) never, long
+    values cut."""
+    if where.rsplit(".", 1)[-1] in hidden:
         return "<hidden>"
     text = value.hex() if isinstance(value, bytes) else json.dumps(value, sort_keys=True)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
-def diff_values(a: Any, b: Any, where: str) -> list[str]:
-    """Field-by-field differences, as `body.title: "Old" -> "New"`."""
+def diff_values(a: Any, b: Any, where: str, hidden: frozenset[str] = SECRET_FIELDS) -> list[str]:
+    """Field-by-field differences, as `body.title: "Old" -> "New"` (also used by replay's
+    near-miss diagnostics, with `a` the recorded value and `b` the one asked)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for key in sorted(set(a) | set(b), key=str):
             sub = f"{where}.{key}"
             if key not in b:
-                out.append(f"{sub}: {shown(a[key], sub)} -> missing")
+                out.append(f"{sub}: {shown(a[key], sub, hidden)} -> missing")
             elif key not in a:
-                out.append(f"{sub}: missing -> {shown(b[key], sub)}")
+                out.append(f"{sub}: missing -> {shown(b[key], sub, hidden)}")
             else:
-                out.extend(diff_values(a[key], b[key], sub))
+                out.extend(diff_values(a[key], b[key], sub, hidden))
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in diff_values(x, y, f"{where}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in diff_values(x, y, f"{where}[{i}]", hidden)
+        ]
     if a != b:
-        return [f"{where}: {shown(a, where)} -> {shown(b, where)}"]
+        return [f"{where}: {shown(a, where, hidden)} -> {shown(b, where, hidden)}"]
     return []
 
 
@@ -269,7 +277,10 @@ def _id_pattern(aliases: dict[str, str]) -> re.Pattern[str] | None:
 
 
 def _normalize_answer(
-    value: Any, aliases: dict[str, str], pattern: re.Pattern[str] | None, where: str,
+    value: Any,
+    aliases: dict[str, str],
+    pattern: re.Pattern[str] | None,
+    where: str,
     images: dict[str, bytes],
 ) -> Any:
     """Drop ignored fields, alias session ids, and pull images out into `images` by location."""
@@ -293,7 +304,10 @@ def _normalize_answer(
             out[key] = _normalize_answer(item, aliases, pattern, f"{where}.{key}", images)
         return out
     if isinstance(value, list):
-        return [_normalize_answer(v, aliases, pattern, f"{where}[{i}]", images) for i, v in enumerate(value)]
+        return [
+            _normalize_answer(v, aliases, pattern, f"{where}[{i}]", images)
+            for i, v in enumerate(value)
+        ]
     if isinstance(value, str) and pattern is not None:
         return pattern.sub(lambda m: aliases[m.group(0)], value)
     return value
@@ -301,7 +315,7 @@ def _normalize_answer(
 
 def _average_hash(image: Image.Image) -> int:
     small = image.convert("L").resize((8, 8), Image.Resampling.BILINEAR)
-    pixels = list(small.getdata())
+    pixels = list(small.tobytes())
     mean = sum(pixels) / len(pixels)
     return sum(1 << i for i, p in enumerate(pixels) if p > mean)
 
@@ -432,8 +446,12 @@ def diff_exchanges(
         if found or any(i.drift for i in images):
             changed.append(
                 ExchangeDiff(
-                    DiffKind.CHANGED, describe(x, aliases_a), x.label, y.label,
-                    tuple(found), tuple(images),
+                    DiffKind.CHANGED,
+                    describe(x, aliases_a),
+                    x.label,
+                    y.label,
+                    tuple(found),
+                    tuple(images),
                 )
             )
         else:
@@ -461,6 +479,9 @@ def diff_cassettes(
     a: Cassette, b: Cassette, threshold: float = DEFAULT_IMAGE_THRESHOLD
 ) -> DiffReport:
     return diff_exchanges(
-        exchanges_of(a), exchanges_of(b), name_a=str(a.path), name_b=str(b.path),
+        exchanges_of(a),
+        exchanges_of(b),
+        name_a=str(a.path),
+        name_b=str(b.path),
         threshold=threshold,
     )

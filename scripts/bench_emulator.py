@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,54 +24,18 @@ from playwright.async_api import async_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from launch import start_emulator  # noqa: E402
+
 from mock_server.auth import make_token  # noqa: E402
-from mock_server.browser import find_browser  # noqa: E402
+from mock_server.browser import CHROMIUM_ARGS, find_browser  # noqa: E402
 from tests.pages import PageServer  # noqa: E402
 
 TOKEN = make_token("bench", "bench")
-LAUNCH_ARGS = [
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+# The same flags the emulator launches Chromium with: both sides run the same browser.
+LAUNCH_ARGS = list(CHROMIUM_ARGS)
 QUERY_JS = """(sel) => Array.from(document.querySelectorAll(sel)).slice(0, 500).map(e => ({
   text: e.innerText, href: e.getAttribute('href'),
   attributes: {title: e.getAttribute('title')}}))"""
-
-
-async def start_server(browser: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--browser",
-            browser,
-            "--clock",
-            "manual",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = await loop.run_in_executor(None, proc.stderr.readline)
-        match = re.search(r"on (http://\S+)", line)
-        if match:
-            return proc, match.group(1)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the emulator did not start")
 
 
 def pss_mb(root_pid: int) -> float:
@@ -110,7 +72,7 @@ async def main() -> None:
 
     pages = PageServer()
     await pages.start()
-    proc, base = await start_server(browser_path)
+    proc, base = await start_emulator(browser_path)
     http = aiohttp.ClientSession(headers={"Authorization": TOKEN})
 
     async def api(method: str, path: str, body: object = None) -> dict:

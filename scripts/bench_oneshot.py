@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,51 +25,14 @@ from playwright.async_api import async_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mock_server.browser import find_browser  # noqa: E402
+from launch import start_emulator  # noqa: E402
+
+from mock_server.browser import CHROMIUM_ARGS, find_browser  # noqa: E402
 from mock_server.signing import sign  # noqa: E402
 from tests.pages import PageServer  # noqa: E402
 
-LAUNCH_ARGS = [
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-async def start_server(browser: str) -> tuple[subprocess.Popen[str], str]:
-    """`capture-replay serve` on a free port; the URL comes from its banner (see bench_emulator)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--browser",
-            browser,
-            "--clock",
-            "manual",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = await loop.run_in_executor(None, proc.stderr.readline)
-        match = re.search(r"on (http://\S+)", line)
-        if match:
-            return proc, match.group(1)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the emulator did not start")
+# The same flags the emulator launches Chromium with: both sides run the same browser.
+LAUNCH_ARGS = list(CHROMIUM_ARGS)
 
 
 def signed_path(endpoint: str, query: str) -> str:
@@ -90,7 +51,7 @@ async def main() -> None:
 
     pages = PageServer()
     await pages.start()
-    proc, base = await start_server(browser_path)
+    proc, base = await start_emulator(browser_path)
     http = aiohttp.ClientSession()
 
     async def get(path: str) -> bytes:

@@ -10,10 +10,7 @@ Each flow runs for real: the bundled test pages (tests/pages.py) are served on
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +19,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from launch import start_command  # noqa: E402
 
 from mock_server.auth import make_token  # noqa: E402
 from mock_server.signing import sign  # noqa: E402
@@ -32,23 +31,6 @@ PAGES = f"http://127.0.0.1:{PAGES_PORT}"
 OUT = ROOT / "cassettes" / "examples"
 TOKEN = make_token("user_123", "secret")
 ONESHOT_KEY, ONESHOT_SECRET = "demo", "demo-secret"
-
-
-async def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """Start a capture-replay command; return it and the URL its banner names."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = await loop.run_in_executor(None, proc.stderr.readline)
-        found = re.search(r"on (http://\S+)", line)
-        if found:
-            return proc, found.group(1)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit(f"did not start: {' '.join(cmd)}")
 
 
 class Client:
@@ -124,26 +106,16 @@ async def main() -> None:
     pages = PageServer()
     await pages.start_on(PAGES_PORT)
     OUT.mkdir(parents=True, exist_ok=True)
-    cli = [sys.executable, "-m", "mock_server.cli"]
-    emulator, emulator_url = await start([*cli, "serve", "--port", "0", "--clock", "manual"])
+    emulator, emulator_url = await start_command("serve", "--port", "0", "--clock", "manual")
     try:
         async with aiohttp.ClientSession() as http:
             for name, flow in FLOWS.items():
                 cassette = OUT / f"{name}.msgpack"
                 print(f"{cassette.relative_to(ROOT)}")
-                recorder, url = await start(
-                    [
-                        *cli,
-                        "record",
-                        "--upstream",
-                        emulator_url,
-                        "--cassette",
-                        str(cassette),
-                        "--overwrite",
-                        "--port",
-                        "0",
-                    ]
-                )
+                recorder, url = await start_command(
+                    "record", "--upstream", emulator_url, "--cassette", str(cassette),
+                    "--overwrite", "--port", "0",
+                )  # fmt: skip
                 try:
                     await flow(Client(http, url))
                 finally:

@@ -1,0 +1,92 @@
+"""`recorder.report` on synthetic cassettes: one self-contained HTML file with lanes, thumbnails,
+credits and errors; and `capture-replay report` through click (progress, output, bad input)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import re
+
+import click
+from click.testing import CliRunner
+from PIL import Image
+
+from mock_server.report_commands import register
+from recorder.cassette import open_cassette
+from recorder.report import FULL_MAX_BYTES, THUMB_WIDTH, make_shot, render_report
+from tests.recorder.test_diff import png, write_flow
+
+
+def _render(*paths, progress=None) -> str:
+    cassettes = [open_cassette(p) for p in paths]
+    try:
+        return render_report(cassettes, on_progress=progress)
+    finally:
+        for c in cassettes:
+            c.close()
+
+
+def test_report_is_self_contained_with_lanes_thumbnails_and_credits(tmp_path):
+    big = png("white", box="red", size=(1280, 2400))
+    path = write_flow(tmp_path / "flow.cassette", shot=big, sessions=2, billed=2, goto_status=400)
+    calls = []
+    page = _render(path, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (13, 13) and len(calls) == 13
+    # No external resource: every src/href is a data URI or an in-page anchor.
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
+    assert "<script src" not in page and "<link" not in page
+    assert page.count('class="lane"') == 3  # two sessions and the one-shot lane
+    assert "one-shot &amp; other requests" in page
+    assert "2 sessions" in page and "13 exchanges" in page and "4 credits" in page
+    assert page.count('<tr id="') == 13 and page.count('class="ex failed"') == 2
+    # screenshot answer + click attachment per session, plus the one-shot image
+    thumbs = re.findall(
+        r'<img class="thumb" src="data:image/jpeg;base64,([^"]+)" '
+        r'data-full="data:image/png;base64,([^"]+)"',
+        page,
+    )
+    assert len(thumbs) == 5
+    thumb = Image.open(io.BytesIO(base64.b64decode(thumbs[0][0])))
+    assert thumb.width <= THUMB_WIDTH and thumb.height <= 640
+    assert base64.b64decode(thumbs[0][1]) == big
+    # Answers are shown without their base64 payloads.
+    assert f"&lt;{len(big)} bytes image/png&gt;" in page
+    for action in ("goto", "screenshot", "click"):
+        assert f'<option value="{action}">{action}</option>' in page
+
+
+def test_report_command_writes_the_file_and_reports_progress(tmp_path):
+    path = write_flow(tmp_path / "flow.cassette")
+    out = tmp_path / "report.html"
+    group = click.Group()
+    register(group)
+    result = CliRunner().invoke(group, ["report", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert "reading exchanges 7/7" in result.output  # not a TTY: counter lines on stderr
+    assert f"wrote {out}" in result.output
+
+
+def test_report_command_rejects_a_file_that_is_not_a_cassette(tmp_path):
+    junk = tmp_path / "junk.cassette"
+    junk.write_bytes(b"")
+    group = click.Group()
+    register(group)
+    result = CliRunner().invoke(group, ["report", str(junk), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {junk}: empty file, not a capture-replay cassette"
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_embeds_a_very_large_picture_re_encoded():
+    noise = Image.frombytes("RGB", (1000, 1000), random.Random(3).randbytes(3_000_000))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG")
+    assert len(buffer.getvalue()) > FULL_MAX_BYTES
+    shot = make_shot("body", "image/png", buffer.getvalue())
+    assert shot is not None and (shot.width, shot.height) == (1000, 1000)
+    assert shot.full_uri.startswith("data:image/jpeg;base64,")
+    small = make_shot("body", "image/png", png())
+    assert small is not None and small.full_uri.startswith("data:image/png;base64,")
+    assert make_shot("body", "image/png", b"not an image") is None
