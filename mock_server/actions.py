@@ -525,10 +525,16 @@ def _check_url(url: str, *, allow_file: bool) -> None:
 
 
 async def _navigation_answer(sp: SessionPage, response: Any) -> dict[str, Any]:
+    # The browser process knows the title from the navigation entry; asking the renderer
+    # (page.title()) right after domcontentloaded waits for it to finish its work first.
     try:
-        title = await sp.page.title()
-    except PlaywrightError:
-        title = ""  # a navigation still committing has no document to read yet
+        history = await (await sp.cdp()).send("Page.getNavigationHistory")
+        title = history["entries"][history["currentIndex"]].get("title", "")
+    except (PlaywrightError, KeyError, IndexError):
+        try:
+            title = await sp.page.title()
+        except PlaywrightError:
+            title = ""  # a navigation still committing has no document to read yet
     return {
         "url": sp.page.url,
         "title": title,
