@@ -211,8 +211,7 @@ def parse_action_request(body: object) -> tuple[ActionType, dict[str, Any]]:
     unknown = sorted(set(body) - _TOP_LEVEL_KEYS)
     if unknown:
         raise BadRequestError(
-            f"Unknown field(s) in action request: {', '.join(unknown)}; "
-            "allowed: type, payload"
+            f"Unknown field(s) in action request: {', '.join(unknown)}; allowed: type, payload"
         )
     if "type" not in body:
         raise BadRequestError("Action request needs a 'type'")
@@ -241,9 +240,7 @@ async def run_action(
             _execute(sp, action_type, payload, budget), timeout_s + _GUARD_GRACE_S
         )
     except TimeoutError as err:
-        raise ActionTimeoutError(
-            f"Action '{action_type}' timed out after {timeout_s:g} s"
-        ) from err
+        raise ActionTimeoutError(f"Action '{action_type}' timed out after {timeout_s:g} s") from err
 
 
 # -- time budget ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from mock_server.devices import device_list
 from mock_server.errors import (
     ActionTimeoutError,
     BadRequestError,
+    BrowserUnavailableError,
     CaptureError,
     ConflictError,
     MethodNotAllowedError,
@@ -306,6 +307,14 @@ async def run_on_page(
                 run_action(page, action_type, payload, timeout_s=budget), budget + 5
             )
     except SessionInactiveError:
+        raise
+    except BrowserUnavailableError as err:
+        # The page died with its browser: like the cloud's `error` status, the session ends
+        # (billed so far, slot freed); the next create gets a relaunched browser.
+        session.count_action(action_type.value, ok=False)
+        await emu.registry.fail(session)
+        err.extra["expiresInSeconds"] = 0
+        err.extra["session"] = session.snapshot()
         raise
     except CaptureError as err:
         session.count_action(action_type.value, ok=False)

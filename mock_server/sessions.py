@@ -282,6 +282,12 @@ class SessionRegistry:
             await self._release_page(session)
         return session
 
+    async def fail(self, session: Session) -> None:
+        """The session's browser is gone: status `error`, billed up to now, slot freed."""
+        if session.active:
+            self._finalize(session, SessionStatus.ERROR, min(self.clock.now(), session.expires_at))
+            await self._release_page(session)
+
     async def sweep(self) -> None:
         """Expire every active session whose TTL has passed, billed up to its TTL."""
         now = self.clock.now()

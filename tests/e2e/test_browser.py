@@ -153,9 +153,7 @@ async def test_crashed_browser_is_relaunched(chromium: str, site: PageServer) ->
         await manager.close()
 
 
-async def test_cdp_session_is_reachable_over_connect_url(
-    chromium: str, site: PageServer
-) -> None:
+async def test_cdp_session_is_reachable_over_connect_url(chromium: str, site: PageServer) -> None:
     manager = BrowserManager(chromium, pool_size=0)
     try:
         sp = await manager.open_session_page("cdp-1", cdp=True)

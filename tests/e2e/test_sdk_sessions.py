@@ -56,7 +56,9 @@ async def test_a_cdp_session_is_reachable_with_connect_over_cdp(emulator, pages)
     async with async_playwright() as p:
         browser = await p.chromium.connect_over_cdp(created["connectUrl"])
         try:
-            found = [pg for ctx in browser.contexts for pg in ctx.pages if pg.url.endswith("/counter")]
+            found = [
+                pg for ctx in browser.contexts for pg in ctx.pages if pg.url.endswith("/counter")
+            ]
             assert found, [pg.url for ctx in browser.contexts for pg in ctx.pages]
             await found[0].click("#inc")
         finally:

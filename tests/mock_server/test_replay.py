@@ -320,3 +320,15 @@ async def test_replay_maps_users_like_the_cloud(recorded, pages):
         assert (status, body["error"]) == (404, "Session not found")
     finally:
         await server.stop()
+
+
+async def test_latency_option_delays_replayed_answers(recorded, pages):
+    cassette, _ = recorded
+    server = await replay_server(cassette, latency=150.0)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await server.create({"maxTtlSeconds": 300})
+        assert loop.time() - started >= 0.15
+    finally:
+        await server.stop()

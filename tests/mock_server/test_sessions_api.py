@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
 
 import pytest
 
+from mock_server.api import EMULATOR
 from mock_server.auth import make_token
 from tests.contract.schemas import validate
 from tests.emulator import RunningEmulator, emulator_config
@@ -257,3 +260,42 @@ async def test_devices_list(emulator):
     assert status == 200 and data["count"] == len(data["devices"]) > 5
     keys = {d["key"] for d in data["devices"]}
     assert {"iphone_15_pro", "pixel_8", "ipad", "desktop_hd"} <= keys
+
+
+async def test_no_browser_answers_503_with_how_to_fix_and_the_server_stays_up(tmp_path):
+    running = await RunningEmulator(
+        emulator_config(browser=str(tmp_path / "no-such-chromium"))
+    ).start()
+    try:
+        status, body = await running.call("POST", "/v1/sessions", {})
+        assert status == 503
+        validate(body, "ErrorResponse")
+        assert "apt-get install -y chromium" in body["error"]
+        assert "CAPTURE_REPLAY_BROWSER" in body["error"]
+        status, health = await running.call("GET", "/__admin/health", token=None)
+        assert status == 200
+        # The slot reserved for the failed create was given back.
+        status, usage = await running.call("GET", "/__admin/usage", token=None)
+        assert usage["users"] == {}
+    finally:
+        await running.stop()
+
+
+async def test_a_crashed_browser_ends_its_sessions_in_error_and_is_relaunched(emulator, pages):
+    sid = (await emulator.create())["id"]
+    await emulator.act(sid, "goto", {"url": pages.url("/counter")})
+    emu = emulator.app[EMULATOR]
+    browser = emu.browser
+    root = browser.browser_pids()[0]
+    disconnected = asyncio.Event()
+    emu.registry.get(sid, "user_123").page.context.browser.on(
+        "disconnected", lambda _: disconnected.set()
+    )
+    os.kill(root, signal.SIGKILL)
+    await asyncio.wait_for(disconnected.wait(), 10)
+    gone = await emulator.act(sid, "title", expect=503)
+    assert gone["session"]["status"] == "error" and gone["session"]["billedCredits"] == 1
+    assert (await emulator.get(sid))["status"] == "error"
+    again = (await emulator.create())["id"]
+    answer = await emulator.act(again, "goto", {"url": pages.url("/form")})
+    assert answer["title"] == "Login form" and browser.browser_pids()[0] != root
