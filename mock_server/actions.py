@@ -556,11 +556,44 @@ async def _settle_error_page(sp: SessionPage, budget: _Budget) -> None:
         )
 
 
+_INTERRUPTED = re.compile(r'is interrupted by another navigation to "([^"]+)"')
+
+
+async def _go_past_interruptions(
+    sp: SessionPage, budget: _Budget, go: Callable[[float], Awaitable[Any]]
+) -> Any:
+    """Navigate; a navigation interrupted by one the client did not ask for is retried.
+
+    A previous failed navigation's error page can commit late (on a loaded machine) and
+    interrupt this one; the interrupted attempt may itself still land. Neither is this
+    navigation's failure: let the page settle, and answer once it is where it was sent.
+    """
+    for attempt in range(3):
+        try:
+            return await go(budget.ms())
+        except PlaywrightTimeoutError:
+            raise
+        except PlaywrightError as err:
+            interrupted = _INTERRUPTED.search(_message(err))
+            if interrupted is None or attempt == 2:
+                raise
+            other = interrupted.group(1)
+            with contextlib.suppress(PlaywrightError):
+                if other.startswith("chrome-error://"):
+                    await sp.page.wait_for_load_state("domcontentloaded", timeout=budget.ms())
+                else:  # an earlier attempt of ours is landing there
+                    await sp.page.wait_for_url(
+                        other, wait_until="domcontentloaded", timeout=budget.ms()
+                    )
+                    return None
+    raise AssertionError("unreachable")
+
+
 async def _navigate(
     sp: SessionPage, budget: _Budget, what: str, go: Callable[[float], Awaitable[Any]]
 ) -> dict[str, Any]:
     try:
-        response = await go(budget.ms())
+        response = await _go_past_interruptions(sp, budget, go)
     except PlaywrightTimeoutError as err:
         raise budget.timeout_error(what) from err
     except PlaywrightError as err:
