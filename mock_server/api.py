@@ -539,6 +539,7 @@ def make_app(config: ServerConfig) -> web.Application:
         find_browser(config.browser),
         pool_size=config.context_pool,
         allow_file_urls=config.allow_file_urls,
+        max_live=config.max_sessions,
     )
 
     async def open_page(session_id: str, cdp: bool) -> SessionPage:

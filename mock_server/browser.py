@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,7 @@ class SessionPage:
         self._cdp: CDPSession | None = None
         self._user_data_dir = user_data_dir
         self._closed = False
+        self.on_close: Callable[[SessionPage], None] | None = None
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
 
@@ -169,6 +171,8 @@ class SessionPage:
         if self._closed:
             return
         self._closed = True
+        if self.on_close is not None:
+            self.on_close(self)
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         if self._user_data_dir:
@@ -183,10 +187,19 @@ class BrowserManager:
     """Owns Playwright, the shared Chromium, the ready-context pool and per-session CDP browsers."""
 
     def __init__(
-        self, executable: str | None, *, pool_size: int = 2, allow_file_urls: bool = False
+        self,
+        executable: str | None,
+        *,
+        pool_size: int = 2,
+        allow_file_urls: bool = False,
+        max_live: int | None = None,
     ) -> None:
         self.executable = executable
         self.pool_size = max(0, pool_size)
+        # No spare page is kept while this many session pages are open: at the session limit
+        # a spare would only cost memory (a renderer process each).
+        self.max_live = max_live
+        self._live: set[SessionPage] = set()
         self.allow_file_urls = allow_file_urls
         self.last_error: BrowserUnavailableError | None = None
         self._playwright: Playwright | None = None
@@ -227,8 +240,29 @@ class BrowserManager:
         if sp is None:
             sp = await self._new_pooled_page(browser)
         sp.session_id = session_id
+        self._live.add(sp)
+        sp.on_close = self._released
         self._schedule_refill()
         return sp
+
+    @property
+    def spares(self) -> int:
+        """Ready pages waiting in the pool."""
+        return len(self._pool)
+
+    async def settle(self) -> None:
+        """Wait for a pool refill in progress (tests and benchmarks)."""
+        if self._refill_task is not None:
+            await asyncio.gather(self._refill_task, return_exceptions=True)
+
+    def _released(self, sp: SessionPage) -> None:
+        self._live.discard(sp)
+        self._schedule_refill()
+
+    def _wants_spare(self) -> bool:
+        if len(self._pool) >= self.pool_size or self._closing:
+            return False
+        return self.max_live is None or len(self._live) < self.max_live
 
     async def new_context(self, **context_options: Any) -> BrowserContext:
         """A fresh raw context on the shared browser (for one-shot endpoints)."""
@@ -349,7 +383,7 @@ class BrowserManager:
         return SessionPage(context, page, allow_file_urls=self.allow_file_urls)
 
     async def _fill_pool(self) -> None:
-        while len(self._pool) < self.pool_size and not self._closing:
+        while self._wants_spare():
             browser = await self._ensure_browser()
             sp = await self._new_pooled_page(browser)
             if self._browser is browser and not self._closing:
@@ -358,7 +392,9 @@ class BrowserManager:
                 await sp.close()
 
     def _schedule_refill(self) -> None:
-        if self._closing or (self._refill_task is not None and not self._refill_task.done()):
+        if not self._wants_spare() or self._browser is None:
+            return
+        if self._refill_task is not None and not self._refill_task.done():
             return
         self._refill_task = asyncio.create_task(self._refill_quietly())
 

@@ -187,3 +187,22 @@ def _is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] != "Z"
+
+
+async def test_no_spare_page_is_kept_at_the_session_limit(chromium: str) -> None:
+    manager = BrowserManager(chromium, pool_size=1, max_live=2)
+    try:
+        await manager.warm_up()
+        assert manager.spares == 1
+        first = await manager.open_session_page("one")
+        await manager.settle()
+        assert manager.spares == 1  # one of two sessions open: a spare is kept
+        second = await manager.open_session_page("two")
+        await manager.settle()
+        assert manager.spares == 0  # at the limit a spare would only cost a renderer
+        await second.close()
+        await manager.settle()
+        assert manager.spares == 1
+        await first.close()
+    finally:
+        await manager.close()
