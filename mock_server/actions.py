@@ -236,9 +236,8 @@ async def run_action(
     """
     budget = _Budget(asyncio.get_running_loop().time() + timeout_s, timeout_s)
     try:
-        return await asyncio.wait_for(
-            _execute(sp, action_type, payload, budget), timeout_s + _GUARD_GRACE_S
-        )
+        async with asyncio.timeout(timeout_s + _GUARD_GRACE_S):  # no extra task per action
+            return await _execute(sp, action_type, payload, budget)
     except TimeoutError as err:
         raise ActionTimeoutError(f"Action '{action_type}' timed out after {timeout_s:g} s") from err
 

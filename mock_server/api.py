@@ -303,9 +303,8 @@ async def run_on_page(
             if not session.active:
                 raise inactive_error(session)
             # The backend enforces the budget itself; the outer bound guarantees no request hangs.
-            result = await asyncio.wait_for(
-                run_action(page, action_type, payload, timeout_s=budget), budget + 5
-            )
+            async with asyncio.timeout(budget + 5):
+                result = await run_action(page, action_type, payload, timeout_s=budget)
     except SessionInactiveError:
         raise
     except BrowserUnavailableError as err:
