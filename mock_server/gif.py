@@ -53,6 +53,11 @@ class GifRecorder:
             self._write(start_cs)
         self._pending, self._pending_raster, self._pending_start_cs = frame, raster, start_cs
 
+    @property
+    def has_pending(self) -> bool:
+        """A frame is waiting for its end time."""
+        return self._pending is not None
+
     def finish(self, end_ms: float) -> bytes:
         """Close the last frame at `end_ms` and return the whole GIF."""
         if self._pending is None:

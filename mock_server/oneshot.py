@@ -613,6 +613,9 @@ async def capture_metadata(
     return {"success": True, "metadata": {name: found.get(name) for name in METADATA_FIELDS}}
 
 
+MAX_FRAME_FAILURES = 5
+
+
 def gif_size(width: int, height: int, scale: float) -> tuple[int, int]:
     w, h = width * scale, height * scale
     shrink = min(1.0, math.sqrt(MAX_GIF_PIXELS / (w * h)))
@@ -627,6 +630,10 @@ async def capture_animated(
     async with opened_page(browser, opts.page, deadline) as (context, page):
         cdp = await context.new_cdp_session(page)
         await record_frames(cdp.send, recorder, opts.duration_s)
+        if recorder.frame_count == 0 and not recorder.has_pending:
+            # Not one capture made it within the duration: take one now rather than fail.
+            shot = await cdp.send("Page.captureScreenshot", {"format": "png"})
+            await asyncio.to_thread(recorder.add, base64.b64decode(shot["data"]), 0)
     return await asyncio.to_thread(recorder.finish, opts.duration_s * 1000)
 
 
@@ -641,14 +648,27 @@ async def record_frames(
     start = loop.time()
     encoding: asyncio.Future[None] | None = None
     slot = 0
+    failures = 0
     try:
         while (at := loop.time() - start) < seconds:
             # PNG with optimizeForSpeed is quicker to take and to decode than JPEG here.
-            shot = await send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
-            data = base64.b64decode(shot["data"])
-            if encoding is not None:
-                await encoding
-            encoding = asyncio.ensure_future(asyncio.to_thread(recorder.add, data, at * 1000))
+            try:
+                shot = await send(
+                    "Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True}
+                )
+            except PlaywrightError:
+                # A busy compositor can refuse one capture; the frame before simply lasts
+                # longer. Only a page that keeps refusing fails the request.
+                failures += 1
+                if failures > MAX_FRAME_FAILURES:
+                    raise
+                shot = None
+            if shot is not None:
+                failures = 0
+                data = base64.b64decode(shot["data"])
+                if encoding is not None:
+                    await encoding
+                encoding = asyncio.ensure_future(asyncio.to_thread(recorder.add, data, at * 1000))
             slot = max(slot + 1, math.ceil((loop.time() - start) / FRAME_INTERVAL_S))
             pause = min(start + slot * FRAME_INTERVAL_S, start + seconds) - loop.time()
             if pause > 0:
