@@ -639,6 +639,9 @@ async def _reload(sp: SessionPage, payload: dict[str, Any], budget: _Budget) -> 
 # -- capture and reading ----------------------------------------------------------------------
 
 
+SCREENSHOT_ATTEMPTS = 3
+
+
 async def _screenshot_image(sp: SessionPage, budget: _Budget, *, full_page: bool) -> dict[str, str]:
     """A PNG in device pixels, taken through CDP.
 
@@ -658,13 +661,25 @@ async def _screenshot_image(sp: SessionPage, budget: _Budget, *, full_page: bool
             "height": max(1, math.ceil(size["height"])),
             "scale": 1,
         }
-    try:
-        shot = await asyncio.wait_for(
-            cdp.send("Page.captureScreenshot", params), budget.left_ms() / 1000
-        )
-    except TimeoutError as err:
-        raise budget.timeout_error("Screenshot") from err
-    return {"contentType": "image/png", "bodyBase64": shot["data"]}
+    for attempt in range(SCREENSHOT_ATTEMPTS):
+        try:
+            async with asyncio.timeout(budget.left_ms() / 1000):
+                shot = await cdp.send("Page.captureScreenshot", params)
+            return {"contentType": "image/png", "bodyBase64": shot["data"]}
+        except TimeoutError as err:
+            raise budget.timeout_error("Screenshot") from err
+        except PlaywrightError as err:
+            # "Unable to capture screenshot": the compositor has no frame yet (a page that just
+            # navigated on a busy machine). Playwright's own screenshot waits for a frame too.
+            if (
+                "Unable to capture screenshot" not in _message(err)
+                or attempt == SCREENSHOT_ATTEMPTS - 1
+            ):
+                raise
+            with contextlib.suppress(PlaywrightError):
+                async with asyncio.timeout(budget.left_ms() / 1000):
+                    await sp.page.evaluate(page_scripts.NEXT_FRAME)
+    raise AssertionError("unreachable")
 
 
 async def _screenshot(sp: SessionPage, payload: dict[str, Any], budget: _Budget) -> dict[str, Any]:

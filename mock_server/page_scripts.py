@@ -149,3 +149,6 @@ SCROLL_WINDOW = "(args) => (" + SCROLL.strip() + ")(null, args)"
 # The readable text of the page as Chromium renders it (innerText skips scripts, styles and
 # hidden elements and puts block elements on their own lines).
 READABLE_TEXT = "() => document.body ? document.body.innerText : document.documentElement.innerText"
+
+# Resolves after the next two animation frames: the compositor has produced a frame by then.
+NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))"
