@@ -37,20 +37,31 @@ _FILES = click.argument(
 )
 
 
-def _fail(err: RecorderError) -> NoReturn:
+def fail(err: Exception) -> NoReturn:
+    """One line on stderr, exit code 1, no traceback."""
     raise click.ClickException(str(err)) from err
 
 
 @contextlib.contextmanager
-def _opened(files: tuple[Path, ...]) -> Iterator[list[Cassette]]:
-    """Open every file (all or none); warn about torn tails and remember them for the exit code."""
+def opened_cassettes(
+    files: tuple[Path, ...], *, warn_torn: bool = False
+) -> Iterator[list[Cassette]]:
+    """Open every file (all or none) and close them all at the end. With `warn_torn`, a torn
+    tail is a warning on stderr and the whole records are used."""
     cassettes: list[Cassette] = []
     try:
         for path in files:
-            cassettes.append(open_cassette(path))
+            cassette = open_cassette(path)
+            cassettes.append(cassette)
+            if warn_torn and cassette.torn_tail is not None:
+                click.echo(
+                    f"warning: {path}: torn tail of {cassette.torn_tail.size} bytes ignored "
+                    f"({len(cassette.entries)} whole records read)",
+                    err=True,
+                )
         yield cassettes
     except RecorderError as err:
-        _fail(err)
+        fail(err)
     finally:
         for cassette in cassettes:
             cassette.close()
@@ -227,7 +238,7 @@ def record(
             install_uvloop()
             asyncio.run(_record_new_episodes(episodes, config, ready, stopping))
     except RecorderError as err:
-        _fail(err)
+        fail(err)
     except OSError as err:
         raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror}") from err
     except KeyboardInterrupt:
@@ -322,7 +333,7 @@ def _inspect_table(cassette: Cassette, sessions: dict[str | None, list[dict[str,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def inspect(files: tuple[Path, ...], as_json: bool) -> None:
     """List the sessions and exchanges of cassettes."""
-    with _opened(files) as cassettes:
+    with opened_cassettes(files) as cassettes:
         try:
             if as_json:
                 out = []
@@ -349,7 +360,7 @@ def inspect(files: tuple[Path, ...], as_json: bool) -> None:
             else:
                 click.echo("\n\n".join(_inspect_table(c, _inspect_rows(c)) for c in cassettes))
         except RecorderError as err:
-            _fail(err)
+            fail(err)
         _torn_check(cassettes)
 
 
@@ -374,11 +385,11 @@ def inspect(files: tuple[Path, ...], as_json: bool) -> None:
 )
 def export(files: tuple[Path, ...], fmt: str, output: Path | None) -> None:
     """Export exchanges as JSON or HAR 1.2."""
-    with _opened(files) as cassettes:
+    with opened_cassettes(files) as cassettes:
         try:
             document = export_har(cassettes) if fmt == "har" else export_json(cassettes)
         except RecorderError as err:
-            _fail(err)
+            fail(err)
         text = json.dumps(document, indent=2, ensure_ascii=False)
         if output is None:
             click.echo(text)
@@ -442,11 +453,11 @@ def audit(
     """Credits, action statistics and a secret scan, per user and session.
 
     Exits 3 when the secret scan finds something, 4 when --budget is exceeded."""
-    with _opened(files) as cassettes:
+    with opened_cassettes(files) as cassettes:
         try:
             report = audit_cassettes(cassettes, secrets)
         except RecorderError as err:
-            _fail(err)
+            fail(err)
         check = check_budget(report, budget) if budget is not None else None
         if as_json:
             document = report.to_json()
@@ -485,7 +496,7 @@ def repair(file: Path) -> None:
     try:
         report = repair_cassette(file)
     except RecorderError as err:
-        _fail(err)
+        fail(err)
     if report.cut_bytes:
         click.echo(
             f"{file}: kept {report.kept} records, cut {report.cut_bytes} bytes ({report.reason})"

@@ -16,12 +16,12 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
+from mock_server.cassette_commands import fail, opened_cassettes
 from mock_server.verify import VerifyError, VerifyResult, verify_cassette
-from recorder.cassette import Cassette, open_cassette
+from recorder.cassette import Cassette
 from recorder.diff import DEFAULT_IMAGE_THRESHOLD, DiffReport, diff_cassettes
 from recorder.errors import RecorderError
 from recorder.report import render_report
@@ -42,31 +42,6 @@ def register(group: click.Group) -> None:
     """Add `report`, `diff` and `verify` to `group`."""
     for command in (report, diff, verify):
         group.add_command(command)
-
-
-def _fail(err: Exception) -> NoReturn:
-    raise click.ClickException(str(err)) from err
-
-
-@contextlib.contextmanager
-def _opened(files: tuple[Path, ...]) -> Iterator[list[Cassette]]:
-    cassettes: list[Cassette] = []
-    try:
-        for path in files:
-            cassette = open_cassette(path)
-            cassettes.append(cassette)
-            if cassette.torn_tail is not None:
-                click.echo(
-                    f"warning: {path}: torn tail of {cassette.torn_tail.size} bytes ignored "
-                    f"({len(cassette.entries)} whole records read)",
-                    err=True,
-                )
-        yield cassettes
-    except RecorderError as err:
-        _fail(err)
-    finally:
-        for cassette in cassettes:
-            cassette.close()
 
 
 @contextlib.contextmanager
@@ -113,11 +88,14 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 )
 def report(files: tuple[Path, ...], output: Path) -> None:
     """Write one self-contained HTML timeline of cassettes: sessions, screenshots, credits."""
-    with _opened(files) as cassettes, _progress("reading exchanges") as progress:
+    with (
+        opened_cassettes(files, warn_torn=True) as cassettes,
+        _progress("reading exchanges") as progress,
+    ):
         try:
             document = render_report(cassettes, on_progress=progress)
         except RecorderError as err:
-            _fail(err)
+            fail(err)
     try:
         output.write_text(document, encoding="utf-8")
     except OSError as err:
@@ -139,11 +117,11 @@ def _print_report(result: DiffReport, as_json: bool) -> None:
 @_JSON
 def diff(a: Path, b: Path, image_threshold: float, as_json: bool) -> None:
     """Exchanges added, removed or changed from cassette A to cassette B. Exits 1 on drift."""
-    with _opened((a, b)) as (first, second):
+    with opened_cassettes((a, b), warn_torn=True) as (first, second):
         try:
             result = diff_cassettes(first, second, image_threshold)
         except RecorderError as err:
-            _fail(err)
+            fail(err)
     _print_report(result, as_json)
     if result.drift:
         click.get_current_context().exit(DRIFT_EXIT)
@@ -223,7 +201,10 @@ def verify(
     """Re-run a cassette's requests against a live target and report drift as `diff` does.
 
     Exits 0 without drift, 1 on drift, 130 when interrupted (the partial report is printed)."""
-    with _opened((file,)) as (cassette,), _progress("verifying") as progress:
+    with (
+        opened_cassettes((file,), warn_torn=True) as (cassette,),
+        _progress("verifying") as progress,
+    ):
         try:
             result = asyncio.run(
                 _verify_until_interrupted(
@@ -236,7 +217,7 @@ def verify(
             click.echo("aborted", err=True)
             click.get_current_context().exit(INTERRUPTED_EXIT)
         except RecorderError as err:
-            _fail(err)
+            fail(err)
     _print_report(result.report, as_json)
     if result.closed_leftovers:
         click.echo(f"closed {result.closed_leftovers} live session(s) left open", err=True)
