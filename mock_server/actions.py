@@ -506,7 +506,7 @@ def _message(err: PlaywrightError) -> str:
 # -- navigation -------------------------------------------------------------------------------
 
 
-def _check_url(url: str, *, allow_file: bool) -> None:
+def check_url(url: str, *, allow_file: bool) -> None:
     try:
         parts = urlsplit(url)
     except ValueError as err:
@@ -605,7 +605,7 @@ async def _navigate(
 async def _goto(sp: SessionPage, payload: dict[str, Any], budget: _Budget) -> dict[str, Any]:
     url = _str(payload, "url", required=True)
     assert url is not None
-    _check_url(url, allow_file=sp.allow_file_urls)
+    check_url(url, allow_file=sp.allow_file_urls)
     wait = _enum(payload, "waitUntil", WaitUntil, WaitUntil.DOMCONTENTLOADED)
     return await _navigate(
         sp,
@@ -743,7 +743,7 @@ def _readable_soup(html: str) -> BeautifulSoup:
     return soup
 
 
-def _html_to_text(html: str) -> str:
+def html_to_text(html: str) -> str:
     soup = _readable_soup(html)
     # Block elements start and end a line; inline ones flow within it.
     for tag in soup.find_all(_BLOCK_TAGS):
@@ -752,7 +752,7 @@ def _html_to_text(html: str) -> str:
     return _collapse_lines(soup.get_text())
 
 
-def _html_to_markdown(html: str) -> str:
+def html_to_markdown(html: str) -> str:
     soup = _readable_soup(html)
     body = soup.body or soup
     markdown = markdownify(str(body), heading_style="ATX")
@@ -770,7 +770,7 @@ async def _content(sp: SessionPage, payload: dict[str, Any], budget: _Budget) ->
     if fmt is ContentFormat.HTML:
         return {"format": fmt.value, "content": html}
     # Parsing a large page takes long enough to stall other sessions' actions.
-    return {"format": fmt.value, "content": await asyncio.to_thread(_html_to_markdown, html)}
+    return {"format": fmt.value, "content": await asyncio.to_thread(html_to_markdown, html)}
 
 
 def _collapse_lines(text: str) -> str:

@@ -45,7 +45,7 @@ from PIL import Image
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from mock_server.actions import _check_url, _html_to_markdown, _html_to_text
+from mock_server.actions import check_url, html_to_markdown, html_to_text
 from mock_server.devices import DEVICES, Device
 from mock_server.errors import (
     ActionFailedError,
@@ -174,7 +174,7 @@ def target_url(query: Query, *, allow_file: bool) -> str:
         raise BadRequestError("url is required")
     if not _HAS_SCHEME.match(url):
         url = "https://" + url  # "example.com" as the SDKs' docs allow
-    _check_url(url, allow_file=allow_file)
+    check_url(url, allow_file=allow_file)
     return url
 
 
@@ -538,7 +538,7 @@ async def capture_content(
     async with opened_page(browser, opts, deadline) as (_, page):
         html = await page.content()
     text, markdown = await asyncio.gather(
-        asyncio.to_thread(_html_to_text, html), asyncio.to_thread(_html_to_markdown, html)
+        asyncio.to_thread(html_to_text, html), asyncio.to_thread(html_to_markdown, html)
     )
     return {"success": True, "html": html, "textContent": text, "markdown": markdown}
 
