@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 
 from mock_server.config import ClockMode, Mode, RecordMode, ServerConfig
+from mock_server.serving import listen_on_loopback
 
 DEFAULT_UPSTREAM = "https://api.capture.page"
 
@@ -76,11 +77,7 @@ class ThreadedServer:
 
     async def _start(self) -> str:
         self._runner = web.AppRunner(self._make(), access_log=None, shutdown_timeout=5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return await listen_on_loopback(self._runner)
 
     def run(self, coro: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

@@ -22,6 +22,7 @@ from yarl import URL
 
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.matching import SESSION_PATH
+from mock_server.serving import listen_on_loopback
 from recorder.cassette import WriteMode
 from recorder.proxy import ProxyConfig, make_proxy_app
 from recorder.records import Interaction
@@ -78,11 +79,7 @@ class EpisodeReplayer:
         from mock_server.api import make_app
 
         runner = web.AppRunner(make_app(config), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = await listen_on_loopback(runner)
         self._http = aiohttp.ClientSession(auto_decompress=False)
         try:
             yield self

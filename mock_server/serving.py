@@ -38,3 +38,12 @@ async def serve_until_stopped(app: web.Application, host: str, port: int, banner
         click.echo("stopping…", err=True)
     finally:
         await runner.cleanup()
+
+
+async def listen_on_loopback(runner: web.AppRunner, port: int = 0) -> str:
+    """Set `runner` up and serve it on 127.0.0.1:`port` (0: a free one); return its URL."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    host, bound = runner.addresses[0][:2]
+    return f"http://{host}:{bound}"

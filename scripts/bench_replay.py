@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from mock_server.auth import make_token  # noqa: E402
 from mock_server.browser import find_browser  # noqa: E402
+from mock_server.serving import listen_on_loopback  # noqa: E402
 from recorder.cassette import open_cassette  # noqa: E402
 from recorder.proxy import ProxyConfig, make_proxy_app  # noqa: E402
 from tests.pages import PageServer  # noqa: E402
@@ -157,12 +158,9 @@ async def record(emulator: str, cassette: Path, page: str) -> None:
     runner = web.AppRunner(
         make_proxy_app(ProxyConfig(cassette=cassette, upstream=emulator, port=0))
     )
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    url = await listen_on_loopback(runner)
     async with aiohttp.ClientSession() as http:
-        await run_flow(http, f"http://{host}:{port}", page)
+        await run_flow(http, url, page)
     await runner.cleanup()
 
 

@@ -16,6 +16,7 @@ from mock_server.api import make_app
 from mock_server.auth import make_token
 from mock_server.browser import find_browser
 from mock_server.config import ClockMode, ServerConfig
+from mock_server.serving import listen_on_loopback
 from tests.contract.schemas import action_schema, validate
 
 TOKEN = make_token("user_123", "secret")
@@ -140,11 +141,7 @@ class RunningEmulator(ApiClient):
         self._runner = web.AppRunner(self.app, access_log=None)
 
     async def start(self) -> RunningEmulator:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await listen_on_loopback(self._runner)
         await self.open()
         return self
 

@@ -9,6 +9,8 @@ import asyncio
 
 from aiohttp import web
 
+from mock_server.serving import listen_on_loopback
+
 INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Capture test index</title>
 <meta name="description" content="A page for capture-replay tests">
@@ -158,10 +160,8 @@ class PageServer:
         """Listen on 127.0.0.1:`port` (0: an ephemeral one)."""
         self._released = asyncio.Event()
         self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = await listen_on_loopback(self._runner, port)
+        self.port = int(url.rsplit(":", 1)[1])
 
     async def stop(self) -> None:
         self._released.set()

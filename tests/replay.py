@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mock_server.serving import listen_on_loopback
 from recorder.proxy import ProxyConfig, make_proxy_app
 
 
@@ -18,11 +19,8 @@ async def recording_proxy(upstream: str, cassette: Path) -> AsyncIterator[str]:
     runner = web.AppRunner(
         make_proxy_app(ProxyConfig(cassette=cassette, upstream=upstream, port=0))
     )
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    url = await listen_on_loopback(runner)
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         await runner.cleanup()

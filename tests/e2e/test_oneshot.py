@@ -26,6 +26,7 @@ from yarl import URL
 from mock_server.api import error_middleware
 from mock_server.browser import BrowserManager
 from mock_server.oneshot import setup_oneshot
+from mock_server.serving import listen_on_loopback
 from tests.emulator import RunningEmulator, emulator_config
 from tests.pages import BASIC_AUTH, PageServer
 
@@ -311,13 +312,10 @@ async def test_over_budget_is_504_json(chromium: str, site: PageServer):
     manager = BrowserManager(chromium, pool_size=0)
     setup_oneshot(app, manager, None, timeout=1.0)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = await listen_on_loopback(runner)
     try:
         target = quote(site.url("/slow?s=20"), safe="")
-        status, content_type, body = await fetch(f"http://127.0.0.1:{port}/k/h/image?url={target}")
+        status, content_type, body = await fetch(f"{base}/k/h/image?url={target}")
         assert (status, content_type) == (504, "application/json")
         assert b'"success":false' in body
     finally:

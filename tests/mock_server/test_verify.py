@@ -17,6 +17,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from mock_server.cli import main
+from mock_server.serving import listen_on_loopback
 from mock_server.verify import VerifyError, verify_cassette
 from recorder.cassette import open_cassette
 from tests.emulator import ApiClient, RunningEmulator, emulator_config
@@ -178,11 +179,7 @@ class SlowTarget:
         return web.json_response({"success": True, "session": {**session, "status": "closed"}})
 
     async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = await listen_on_loopback(self.runner)
 
     async def stop(self) -> None:
         self.release.set()

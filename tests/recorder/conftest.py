@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from mock_server.serving import listen_on_loopback
 from recorder.proxy import ProxyConfig, run_proxy
 
 USER, SECRET = "user_123", "s3cr3t-value"
@@ -49,11 +50,7 @@ class FakeUpstream:
         self.url = ""
 
     async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = await listen_on_loopback(self.runner)
 
     async def stop(self) -> None:
         self.release.set()

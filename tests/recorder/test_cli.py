@@ -13,41 +13,10 @@ from click.testing import CliRunner
 
 from mock_server.cassette_commands import SECRETS_FOUND_EXIT, register
 from recorder.cassette import FORMAT_NAME, CassetteWriter
-from recorder.records import Interaction, RecordedRequest, RecordedResponse
+from recorder.records import Interaction
+from tests.recorder.builders import exchange as _x
 
-T0 = 1_767_225_600.0
-AUTH = (("Authorization", "Bearer <redacted user=user_123>"), ("Content-Type", "application/json"))
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-
-
-def _x(
-    seq,
-    at,
-    method,
-    path,
-    req=b"",
-    status=200,
-    resp=b'{"success":true}',
-    *,
-    sid=None,
-    action=None,
-    duration=0.1,
-    ctype="application/json",
-    query="",
-    headers=AUTH,
-    error=None,
-):
-    return Interaction(
-        seq=seq,
-        start=T0 + at,
-        duration=duration,
-        session_id=sid,
-        action_type=action,
-        user="user_123",
-        request=RecordedRequest(method, path, query, headers, req),
-        response=RecordedResponse(status, (("Content-Type", ctype),), resp, "OK"),
-        error=error,
-    )
 
 
 def _act(seq, at, sid, kind, payload, status=200, duration=0.1):

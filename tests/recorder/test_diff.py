@@ -17,10 +17,8 @@ from PIL import Image, ImageDraw
 from mock_server.report_commands import register
 from recorder.cassette import CassetteWriter, open_cassette
 from recorder.diff import compare_images, diff_cassettes
-from recorder.records import Interaction, RecordedRequest, RecordedResponse
+from tests.recorder.builders import exchange
 
-T0 = 1_767_225_600.0
-AUTH = (("Authorization", "Bearer <redacted user=user_123>"), ("Content-Type", "application/json"))
 JSON = (("Content-Type", "application/json"),)
 
 
@@ -33,33 +31,10 @@ def png(color: str = "white", box: str | None = None, size: tuple[int, int] = (2
     return out.getvalue()
 
 
-def _x(
-    seq,
-    at,
-    method,
-    path,
-    req,
-    status,
-    resp,
-    *,
-    sid=None,
-    action=None,
-    query="",
-    ctype="application/json",
-    duration=0.2,
-    error=None,
-):
-    return Interaction(
-        seq=seq,
-        start=T0 + at,
-        duration=duration,
-        session_id=sid,
-        action_type=action,
-        user="user_123",
-        request=RecordedRequest(method, path, query, AUTH, req),
-        response=RecordedResponse(status, (("Content-Type", ctype),), resp, "OK"),
-        error=error,
-    )
+def _x(seq, at, method, path, req, status, resp, **kwargs):
+    """An exchange as the diff tests use them: request and answer always given, 0.2 s each."""
+    kwargs.setdefault("duration", 0.2)
+    return exchange(seq, at, method, path, req, status, resp, **kwargs)
 
 
 def _j(data) -> bytes:
