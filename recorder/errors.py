@@ -7,7 +7,12 @@
     │   ├── CorruptCassetteError      a cassette whose content cannot be decoded (has `.offset`)
     │   ├── CassetteExistsError       refusing to clobber an existing cassette
     │   └── TornCassetteError         refusing to append after a torn tail (run `repair`)
-    └── RedactionRuleError            an invalid redaction rule (e.g. an empty JSON path)
+    ├── RedactionRuleError            an invalid redaction rule (e.g. an empty JSON path)
+    ├── UpstreamError                 the upstream could not be reached or broke the exchange
+    │   ├── UpstreamConnectError      no connection (refused, DNS, TLS handshake, proxy)
+    │   ├── UpstreamTimeoutError      no whole answer within the time budget
+    │   └── UpstreamTooLargeError     the answer is larger than the cap
+    └── VerifyError                   a verify run that could not be carried out
 
 The CLI maps every `RecorderError` to one line on stderr and exit code 1.
 """
@@ -60,3 +65,23 @@ class TornCassetteError(CassetteError):
 
 class RedactionRuleError(RecorderError):
     """A redaction rule that cannot be applied as given."""
+
+
+class UpstreamError(RecorderError):
+    """The upstream could not be reached or broke the HTTP exchange (the proxy answers 502)."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection could be opened (refused, DNS, TLS handshake, proxy)."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """No whole answer within the exchange's time budget (the proxy answers 504)."""
+
+
+class UpstreamTooLargeError(UpstreamError):
+    """The answer is larger than the proxy's cap on an answer's size (the proxy answers 502)."""
+
+
+class VerifyError(RecorderError):
+    """A verify run that could not be carried out (target unreachable, bad credentials...)."""
