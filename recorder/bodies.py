@@ -6,7 +6,7 @@ nothing it stores is opaque to the secret scan). Decoding is bounded: a body tha
 past `limit` bytes is refused with `BodyTooLargeError` instead of filling memory.
 
 The decoders are the ones aiohttp itself uses (`Brotli`, `backports.zstd` before Python 3.14).
-Imports no aiohttp, click or Pillow; must not import `mock_server`.
+The lowest layer of `recorder`: imports nothing of it, nor aiohttp, click, Pillow or `mock_server`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ try:  # Python 3.14 ships zstd in the standard library
 except ImportError:
     from backports.zstd import ZstdDecompressor, ZstdError
 
-from recorder.records import Headers, header_value
+Headers = tuple[tuple[str, str], ...]
 
 # Content-codings the recorder can undo, in the order it prefers them.
 DECODABLE: tuple[str, ...] = ("gzip", "deflate", "br", "zstd")
@@ -38,6 +38,15 @@ class BodyDecodeError(ValueError):
 
 class BodyTooLargeError(BodyDecodeError):
     """A body that would inflate past the decode limit (a decompression bomb)."""
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """First value of header `name` (case-insensitive), or None."""
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
 
 
 def codings_of(headers: Headers) -> list[str]:

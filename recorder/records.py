@@ -1,42 +1,26 @@
-"""Typed, frozen records shared by the cassette codec, the proxy, the tools and the replay engine,
-plus the few rules that classify a Capture exchange (its session id, action type, main argument).
+"""Typed, frozen records shared by the cassette codec, the proxy, the tools and the replay engine.
 
-Plain data only: no I/O, no msgpack, no aiohttp. Must not import `mock_server`.
+Plain data only: no I/O, no msgpack, no aiohttp. What an exchange *means* on Capture's wire (its
+session id, action type, user...) is `recorder.contract`'s. Must not import `mock_server`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
-Headers = tuple[tuple[str, str], ...]
+from recorder.bodies import Headers, header_value, json_or_none
 
-# A stored Authorization value after redaction: "Bearer <redacted user=user_123>".
-_REDACTED_USER = re.compile(r"<redacted user=([^>]*)>")
-_SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
-SIGNED_ENDPOINTS = frozenset({"image", "pdf", "content", "metadata", "animated"})
-_SIGNED_PATH = re.compile(r"^/([^/]+)/([^/]+)/(image|pdf|content|metadata|animated)/?$")
-
-
-def header_value(headers: Headers, name: str) -> str | None:
-    """First value of header `name` (case-insensitive), or None."""
-    lname = name.lower()
-    for key, value in headers:
-        if key.lower() == lname:
-            return value
-    return None
-
-
-def _json_or_none(body: bytes) -> Any:
-    if not body or body[:1] not in (b"{", b"[", b" ", b"\n"):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+__all__ = [
+    "CassetteHeader",
+    "Headers",
+    "IndexEntry",
+    "Interaction",
+    "RecordedRequest",
+    "RecordedResponse",
+    "TornTail",
+    "header_value",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +36,7 @@ class RecordedRequest:
 
     def json(self) -> Any:
         """The body decoded as JSON, or None when it is not JSON."""
-        return _json_or_none(self.body)
+        return json_or_none(self.body)
 
     @property
     def target(self) -> str:
@@ -70,7 +54,7 @@ class RecordedResponse:
         return header_value(self.headers, name)
 
     def json(self) -> Any:
-        return _json_or_none(self.body)
+        return json_or_none(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,63 +111,22 @@ class TornTail:
     reason: str
 
 
-def session_id_from_path(path: str) -> str | None:
-    match = _SESSION_PATH.match(path)
-    return unquote(match.group(1)) if match else None
+_MOVED_TO_CONTRACT = frozenset(
+    {
+        "session_id_of",
+        "session_id_from_path",
+        "is_action_path",
+        "action_type_of",
+        "user_of",
+        "main_argument",
+    }
+)
 
 
-def session_id_of(request: RecordedRequest, response: RecordedResponse) -> str | None:
-    """The session an exchange belongs to: from the path, or from a create answer's `session.id`."""
-    sid = session_id_from_path(request.path)
-    if sid is not None:
-        return sid
-    if request.method == "POST" and request.path.rstrip("/") == "/v1/sessions":
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("session"), dict):
-            value = body["session"].get("id")
-            return value if isinstance(value, str) else None
-    return None
+def __getattr__(name: str) -> Any:
+    # Transitional: these rules now live in recorder.contract (which imports this module).
+    if name in _MOVED_TO_CONTRACT:
+        from recorder import contract
 
-
-def is_action_path(path: str) -> bool:
-    match = _SESSION_PATH.match(path)
-    return bool(match and match.group(2))
-
-
-def action_type_of(method: str, path: str, body: bytes) -> str | None:
-    """`type` of the JSON body of POST /v1/sessions/{id}/actions, else None."""
-    if method != "POST" or not is_action_path(path):
-        return None
-    data = _json_or_none(body)
-    if isinstance(data, dict) and isinstance(data.get("type"), str):
-        return data["type"]
-    return None
-
-
-def user_of(headers: Headers) -> str | None:
-    """The userId kept in a redacted Authorization header."""
-    value = header_value(headers, "authorization")
-    if value is None:
-        return None
-    match = _REDACTED_USER.search(value)
-    return match.group(1) if match else None
-
-
-def main_argument(path: str, query: str, body: bytes) -> str | None:
-    """The argument worth showing: an action's URL or selector, a signed URL's target."""
-    if is_action_path(path):
-        data = _json_or_none(body)
-        payload = data.get("payload") if isinstance(data, dict) else None
-        if not isinstance(payload, dict):
-            return None
-        for key in ("url", "selector", "format", "key", "direction"):
-            if isinstance(payload.get(key), str):
-                return payload[key]
-        if isinstance(payload.get("actions"), list):
-            return f"{len(payload['actions'])} actions"
-        return None
-    if _SIGNED_PATH.match(path):
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key == "url":
-                return value
-    return None
+        return getattr(contract, name)
+    raise AttributeError(name)
