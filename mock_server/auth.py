@@ -6,11 +6,10 @@ its userId owns the sessions it creates.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 
 from mock_server.errors import UnauthorizedError
+from recorder.contract import bearer_token, decode_credentials
 
 MISSING = "Missing or invalid Bearer credentials"
 
@@ -22,14 +21,10 @@ def decode_bearer(header: str | None) -> tuple[str, str]:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError(MISSING)
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as err:
-        raise UnauthorizedError(f"{MISSING}: the token is not base64(userId:secret)") from err
-    user, sep, secret = decoded.partition(":")
-    if not sep or not user or not secret:
+    credentials = decode_credentials(token)
+    if credentials is None:
         raise UnauthorizedError(f"{MISSING}: the token is not base64(userId:secret)")
-    return user, secret
+    return credentials
 
 
 def authenticate(header: str | None, users: dict[str, str] | None) -> str:
@@ -42,6 +37,5 @@ def authenticate(header: str | None, users: dict[str, str] | None) -> str:
     return user
 
 
-def make_token(user: str, secret: str) -> str:
-    """The header value a client sends for `user`/`secret` (used by tests and docs)."""
-    return "Bearer " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+# The header value a client sends for `user`/`secret` (used by tests, scripts and docs).
+make_token = bearer_token

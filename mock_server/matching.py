@@ -8,21 +8,15 @@ secret may hide in (typed text, passwords) are never echoed.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl
 
-from recorder.diff import SECRET_FIELDS
-from recorder.diff import canonical_body as recorded_canonical_body
-from recorder.diff import diff_values as field_differences
+from recorder.comparison import SECRET_FIELDS, RequestKey, diff_values, request_key
+from recorder.contract import SESSION_PATH, SIGNED_PATH
 
-# The signed one-shot URLs: /{key}/{hash}/{endpoint}; the hash is ignored when matching.
-SIGNED_PATH = re.compile(r"^/([^/]+)/([^/]+)/(image|pdf|content|metadata|animated)/?$")
-SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
+__all__ = ["SESSION_PATH", "SIGNED_PATH", "RequestKey", "request_key"]
+
 HIDDEN_FIELDS = SECRET_FIELDS | {"text"}
 
 
@@ -49,85 +43,10 @@ def parse_matchers(names: Iterable[str]) -> tuple[Matcher, ...]:
     return tuple(chosen) or DEFAULT_MATCHERS
 
 
-def normalize_path(path: str, session_ids: dict[str, str] | None = None) -> str:
-    """Map a session id to its counterpart (recorded <-> live) and blank a signed URL's hash."""
-    signed = SIGNED_PATH.match(path)
-    if signed:
-        return f"/{signed.group(1)}/*/{signed.group(3)}"
-    session = SESSION_PATH.match(path)
-    if session and session_ids:
-        sid = session.group(1)
-        mapped = session_ids.get(sid, sid)
-        return f"/v1/sessions/{mapped}{session.group(2) or ''}"
-    return path.rstrip("/") or "/"
-
-
-def drop_path(body: Any, dotted: str) -> Any:
-    """A copy of `body` without the field at `dotted` (e.g. `payload.url`); lists are walked."""
-    head, _, rest = dotted.partition(".")
-    if isinstance(body, list):
-        return [drop_path(item, dotted) for item in body]
-    if not isinstance(body, dict) or head not in body:
-        return body
-    copy = dict(body)
-    if rest:
-        copy[head] = drop_path(copy[head], rest)
-    else:
-        del copy[head]
-    return copy
-
-
-def canonical_body(raw: bytes, ignore: Iterable[str] = ()) -> Any:
-    """The JSON body as a comparable value (key order and whitespace do not matter, an empty
-    body, `{}` and PHP's `[]` alike; see `recorder.diff`), minus the ignored fields."""
-    body = recorded_canonical_body(raw)
-    for dotted in ignore:
-        body = drop_path(body, dotted)
-    return body
-
-
-@dataclass(frozen=True, slots=True)
-class RequestKey:
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]
-    body: Any
-    action_type: str | None
-
-    @property
-    def hashable(self) -> tuple[str, str, tuple[tuple[str, str], ...], str, str | None]:
-        body = self.body
-        text = body.hex() if isinstance(body, bytes) else json.dumps(body, sort_keys=True)
-        return (self.method, self.path, self.query, text, self.action_type)
-
-
-def request_key(
-    method: str,
-    path: str,
-    query: str,
-    body: bytes,
-    *,
-    session_ids: dict[str, str] | None = None,
-    ignore: Iterable[str] = (),
-) -> RequestKey:
-    canonical = canonical_body(body, ignore)
-    action_type = None
-    if isinstance(canonical, dict) and path.rstrip("/").endswith("/actions"):
-        value = canonical.get("type")
-        action_type = value if isinstance(value, str) else None
-    return RequestKey(
-        method=method.upper(),
-        path=normalize_path(path, session_ids),
-        query=tuple(sorted(parse_qsl(query, keep_blank_values=True))),
-        body=canonical,
-        action_type=action_type,
-    )
-
-
-def diff_values(recorded: Any, live: Any, where: str) -> list[str]:
+def hidden_differences(recorded: Any, live: Any, where: str) -> list[str]:
     """Field-by-field differences, `body.payload.url: "recorded" -> "asked"`. Typed text is
     hidden too: in a request body it may be a password."""
-    return field_differences(recorded, live, where, HIDDEN_FIELDS)
+    return diff_values(recorded, live, where, HIDDEN_FIELDS)
 
 
 Comparison = Callable[[RequestKey, RequestKey], list[str]]
@@ -140,8 +59,8 @@ def _same(field: str, recorded: object, live: object) -> list[str]:
 COMPARISONS: dict[Matcher, Comparison] = {
     Matcher.METHOD: lambda rec, live: _same("method", rec.method, live.method),
     Matcher.PATH: lambda rec, live: _same("path", rec.path, live.path),
-    Matcher.QUERY: lambda rec, live: diff_values(dict(rec.query), dict(live.query), "query"),
-    Matcher.BODY: lambda rec, live: diff_values(rec.body, live.body, "body"),
+    Matcher.QUERY: lambda rec, live: hidden_differences(dict(rec.query), dict(live.query), "query"),
+    Matcher.BODY: lambda rec, live: hidden_differences(rec.body, live.body, "body"),
     Matcher.ACTION_TYPE: lambda rec, live: _same("type", rec.action_type, live.action_type),
 }
 

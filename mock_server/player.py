@@ -30,6 +30,7 @@ from mock_server.matching import (
 )
 from mock_server.sessions import Session
 from recorder.cassette import Cassette, open_cassette
+from recorder.contract import is_create
 from recorder.records import IndexEntry, Interaction
 
 # Fields of a `session` object that replay recomputes from the mock's own session.
@@ -207,12 +208,12 @@ class Player:
         for cassette in self.cassettes:
             for entry in cassette.entries:
                 item = Recorded(cassette, entry)
-                is_create = entry.method == "POST" and entry.path.rstrip("/") == "/v1/sessions"
-                if is_create and entry.status == 201 and entry.session_id:
+                creates = is_create(entry.method, entry.path)
+                if creates and entry.status == 201 and entry.session_id:
                     self.sessions[entry.session_id] = RecordedSession(entry.session_id, item, [])
                 elif entry.session_id and SESSION_PATH.match(entry.path):
                     by_session[entry.session_id].append(item)
-                elif not is_create:
+                elif not creates:
                     self.others.append(item)
         for sid, items in by_session.items():
             if sid in self.sessions:

@@ -13,14 +13,13 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from mock_server.billing import credits_for, duration_seconds
 from mock_server.clock import Clock
 from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
+from recorder.contract import credits_for, duration_seconds, format_time
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,6 @@ class PageHandle(Protocol):
 
 
 PageOpener = Callable[[str, bool], Awaitable[PageHandle]]
-
-
-def iso(ts: float) -> str:
-    """ISO-8601 UTC with milliseconds, as the contract's examples write it."""
-    return (
-        datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{int(ts * 1000) % 1000:03d}Z"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +136,7 @@ class Session:
         body: dict[str, Any] = {
             "id": self.id,
             "status": self.status.value,
-            "expiresAt": iso(self.expires_at),
+            "expiresAt": format_time(self.expires_at),
             "maxTtlSeconds": self.options.max_ttl_seconds,
             "proxy": self.options.proxy,
             "bypassBotDetection": self.options.bypass_bot_detection,
@@ -165,10 +156,10 @@ class Session:
             "id": self.id,
             "status": self.status.value,
             "closeReason": self.close_reason,
-            "createdAt": iso(self.started_at),
-            "startedAt": iso(self.started_at),
-            "expiresAt": iso(self.expires_at),
-            "closedAt": iso(self.closed_at) if self.closed_at is not None else None,
+            "createdAt": format_time(self.started_at),
+            "startedAt": format_time(self.started_at),
+            "expiresAt": format_time(self.expires_at),
+            "closedAt": format_time(self.closed_at) if self.closed_at is not None else None,
             "durationSeconds": duration,
             "billedCredits": self.billed_credits,
             "actionCount": self.action_count,

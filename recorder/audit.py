@@ -1,8 +1,10 @@
 """Audit of recorded traffic: per user and session, duration, credits, actions by type (error rate,
 latency p50/p95) and 4xx/5xx counts; plus a secret scan for token-shaped strings or given literals.
 
-Credits: the API's `billedCredits` from a GET/DELETE answer when present, otherwise computed as
-the API bills, ceil(seconds / 60) with a minimum of 1, from create to close (or to expiry).
+Sessions are those a create answered (2xx with a `session.id`); exchanges naming any other session
+id (a 404 for an unknown id, a session created before the recording began) are counted apart,
+never billed. Credits: the API's `billedCredits` from a GET/DELETE answer when present, otherwise
+`recorder.contract`'s billing rule from create to close (or to expiry).
 A finding of the secret scan names where the secret is, never the secret itself.
 
 Must not import `mock_server`.
@@ -10,16 +12,15 @@ Must not import `mock_server`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from recorder.bodies import decoded_or_raw
 from recorder.cassette import Cassette
-from recorder.export import decoded_body
+from recorder.contract import credits_between, decode_credentials, is_create
 from recorder.records import Interaction
 from recorder.redaction import encodings_of
 
@@ -82,12 +83,15 @@ class AuditReport:
     sessions: tuple[SessionAudit, ...]
     users: tuple[UserAudit, ...]
     findings: tuple[SecretFinding, ...]
+    # exchanges naming a session no recorded create answered (never billed)
+    uncreated_exchanges: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "users": [asdict(u) for u in self.users],
             "sessions": [asdict(s) for s in self.sessions],
             "findings": [asdict(f) for f in self.findings],
+            "uncreatedExchanges": self.uncreated_exchanges,
         }
 
 
@@ -139,7 +143,7 @@ def _observe(facts: _SessionFacts, item: Interaction) -> None:
         ttl = session.get("maxTtlSeconds") or (session.get("options") or {}).get("maxTtlSeconds")
         if isinstance(ttl, int | float) and facts.ttl is None:
             facts.ttl = float(ttl)
-    if req.method == "POST" and req.path.rstrip("/") == "/v1/sessions" and resp.status < 300:
+    if is_create(req.method, req.path) and resp.status < 300:
         facts.created = item.start
     elif req.method == "DELETE" and resp.status < 300 and facts.closed is None:
         facts.closed = item.start + item.duration
@@ -161,7 +165,7 @@ def _session_audit(facts: _SessionFacts) -> SessionAudit:
     if facts.billed is not None:
         credits, source = facts.billed, "billed"
     else:
-        credits, source = max(1, math.ceil(max(0.0, end - begin) / 60)), "computed"
+        credits, source = credits_between(begin, max(begin, end)), "computed"
     actions = tuple(
         ActionStats(
             type=kind,
@@ -188,16 +192,8 @@ def _session_audit(facts: _SessionFacts) -> SessionAudit:
 
 
 def _is_credential(token: bytes) -> bool:
-    padded = token + b"=" * (-len(token) % 4)
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            text = decode(padded).decode("utf-8")
-        except (binascii.Error, ValueError):
-            continue
-        user, sep, secret = text.partition(":")
-        if sep and user and secret and text.isprintable():
-            return True
-    return False
+    creds = decode_credentials(token.decode("ascii"), padded=True)
+    return creds is not None and f"{creds[0]}:{creds[1]}".isprintable()
 
 
 def _fields(item: Interaction) -> Iterable[tuple[str, bytes]]:
@@ -209,7 +205,7 @@ def _fields(item: Interaction) -> Iterable[tuple[str, bytes]]:
     yield "request body", req.body
     for name, value in resp.headers:
         yield f"response header {name}", value.encode("utf-8", "surrogateescape")
-    yield "response body", decoded_body(resp.headers, resp.body)
+    yield "response body", decoded_or_raw(resp.headers, resp.body)
 
 
 def scan_secrets(
@@ -240,7 +236,9 @@ def audit_cassettes(cassettes: Iterable[Cassette], secrets: Iterable[str] = ()) 
                 continue
             key = (str(cassette.path), item.session_id)
             _observe(facts.setdefault(key, _SessionFacts(item.session_id)), item)
-    sessions = tuple(_session_audit(f) for f in facts.values())
+    created = [f for f in facts.values() if f.created is not None]
+    uncreated = sum(f.exchanges for f in facts.values() if f.created is None)
+    sessions = tuple(_session_audit(f) for f in created)
     users: dict[str | None, list[SessionAudit]] = {}
     for s in sessions:
         users.setdefault(s.user, []).append(s)
@@ -256,7 +254,7 @@ def audit_cassettes(cassettes: Iterable[Cassette], secrets: Iterable[str] = ()) 
         )
         for user, group in sorted(users.items(), key=lambda kv: kv[0] or "")
     )
-    return AuditReport(sessions, user_audits, tuple(findings))
+    return AuditReport(sessions, user_audits, tuple(findings), uncreated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from recorder import __version__
+from recorder.contract import action_type_of, user_of
 from recorder.errors import (
     CassetteError,
     CassetteExistsError,
@@ -41,8 +42,6 @@ from recorder.records import (
     RecordedRequest,
     RecordedResponse,
     TornTail,
-    action_type_of,
-    user_of,
 )
 
 FORMAT_NAME = "capture-replay-cassette"

@@ -16,19 +16,19 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl
 
 from PIL import Image, ImageChops, UnidentifiedImageError
 
+from recorder.bodies import decoded_or_raw, header_value, json_or_none
 from recorder.cassette import Cassette
-from recorder.export import decoded_body
-from recorder.records import RecordedResponse, header_value, main_argument
+from recorder.comparison import diff_values, request_key
+from recorder.contract import canonical_path, is_create, main_argument
+from recorder.records import RecordedResponse
 
 # Fields whose value depends on when or how long, or on a per-session secret: never drift.
 IGNORED_FIELDS = frozenset(
@@ -43,14 +43,8 @@ IGNORED_FIELDS = frozenset(
         "connectUrl",
     }
 )
-# Answer fields that may carry what a user typed (an input's value) or a credential: differences
-# name them, never show them. Page text (`text`) is shown: it is what drift is about.
-SECRET_FIELDS = frozenset({"value", "password", "secret", "token"})
 DEFAULT_IMAGE_THRESHOLD = 0.001  # share of pixels that may differ before a screenshot drifts
 PIXEL_TOLERANCE = 16  # per-pixel luminance difference treated as rendering noise
-MAX_SHOWN = 60
-_SIGNED_PATH = re.compile(r"^/([^/]+)/([^/]+)/(image|pdf|content|metadata|animated)/?$")
-_SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
 
 
 class DiffKind(StrEnum):
@@ -75,7 +69,7 @@ class Exchange:
 
     @property
     def is_create(self) -> bool:
-        return self.method == "POST" and self.path.rstrip("/") == "/v1/sessions"
+        return is_create(self.method, self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,38 +186,10 @@ def session_aliases(exchanges: Iterable[Exchange]) -> dict[str, str]:
     return aliases
 
 
-def canonical_body(raw: bytes) -> Any:
-    """A request body as a comparable value: JSON with key order and whitespace gone (an empty
-    body, `{}` and PHP's `[]` alike), anything else as bytes. Same rules as replay's matching."""
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return bytes(raw)
-    if body == []:
-        return {}
-    if isinstance(body, dict) and body.get("payload") == []:
-        body = {**body, "payload": {}}
-    return body
-
-
-def canonical_path(path: str, aliases: dict[str, str]) -> str:
-    signed = _SIGNED_PATH.match(path)
-    if signed:
-        return f"/{signed.group(1)}/*/{signed.group(3)}"
-    session = _SESSION_PATH.match(path)
-    if session:
-        sid = session.group(1)
-        return f"/v1/sessions/{aliases.get(sid, sid)}{session.group(2) or ''}"
-    return path.rstrip("/") or "/"
-
-
-def request_identity(ex: Exchange, aliases: dict[str, str]) -> tuple[str, str, str, str]:
-    body = canonical_body(ex.request_body)
-    text = body.hex() if isinstance(body, bytes) else json.dumps(body, sort_keys=True)
-    query = json.dumps(sorted(parse_qsl(ex.query, keep_blank_values=True)))
-    return (ex.method.upper(), canonical_path(ex.path, aliases), query, text)
+def request_identity(ex: Exchange, aliases: dict[str, str]) -> tuple[Any, ...]:
+    """What pairs two exchanges: replay's request key, session ids through `aliases`."""
+    key = request_key(ex.method, ex.path, ex.query, ex.request_body, session_ids=aliases)
+    return key.hashable[:4]
 
 
 def describe(ex: Exchange, aliases: dict[str, str]) -> str:
@@ -231,40 +197,6 @@ def describe(ex: Exchange, aliases: dict[str, str]) -> str:
     argument = main_argument(ex.path, ex.query, ex.request_body)
     detail = " ".join(x for x in (ex.action_type, argument) if x)
     return f"{text} ({detail})" if detail else text
-
-
-def shown(value: Any, where: str, hidden: frozenset[str] = SECRET_FIELDS) -> str:
-    """A value as a difference may show it: secrets (fields named in `hidden`) never, long
-    values cut."""
-    if where.rsplit(".", 1)[-1] in hidden:
-        return "<hidden>"
-    text = value.hex() if isinstance(value, bytes) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
-
-
-def diff_values(a: Any, b: Any, where: str, hidden: frozenset[str] = SECRET_FIELDS) -> list[str]:
-    """Field-by-field differences, as `body.title: "Old" -> "New"` (also used by replay's
-    near-miss diagnostics, with `a` the recorded value and `b` the one asked)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b), key=str):
-            sub = f"{where}.{key}"
-            if key not in b:
-                out.append(f"{sub}: {shown(a[key], sub, hidden)} -> missing")
-            elif key not in a:
-                out.append(f"{sub}: missing -> {shown(b[key], sub, hidden)}")
-            else:
-                out.extend(diff_values(a[key], b[key], sub, hidden))
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in diff_values(x, y, f"{where}[{i}]", hidden)
-        ]
-    if a != b:
-        return [f"{where}: {shown(a, where, hidden)} -> {shown(b, where, hidden)}"]
-    return []
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -349,13 +281,6 @@ def _is_image(response: RecordedResponse) -> bool:
     return kind.split(";")[0].strip().lower().startswith("image/")
 
 
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def compare_answers(
     a: RecordedResponse,
     b: RecordedResponse,
@@ -367,12 +292,12 @@ def compare_answers(
     found: list[str] = []
     if a.status != b.status:
         found.append(f"status: {a.status} -> {b.status}")
-    body_a, body_b = decoded_body(a.headers, a.body), decoded_body(b.headers, b.body)
+    body_a, body_b = decoded_or_raw(a.headers, a.body), decoded_or_raw(b.headers, b.body)
     if _is_image(a) and _is_image(b):
         image = compare_images(body_a, body_b, "body", threshold)
         if image is not None:
             return found, [image]
-    json_a, json_b = _json_or_none(body_a), _json_or_none(body_b)
+    json_a, json_b = json_or_none(body_a), json_or_none(body_b)
     if json_a is None or json_b is None:
         if body_a != body_b:
             found.append(f"body: {len(body_a)} bytes -> {len(body_b)} bytes, content differs")
@@ -401,7 +326,7 @@ def _credits(exchanges: Iterable[Exchange], answers: dict[str, RecordedResponse]
         response = answers.get(ex.label)
         if response is None or ex.method not in ("GET", "DELETE") or ex.session_id is None:
             continue
-        body = _json_or_none(decoded_body(response.headers, response.body))
+        body = json_or_none(decoded_or_raw(response.headers, response.body))
         session = body.get("session") if isinstance(body, dict) else None
         if isinstance(session, dict) and isinstance(session.get("billedCredits"), int):
             billed[ex.session_id] = session["billedCredits"]
@@ -418,7 +343,7 @@ def diff_exchanges(
 ) -> DiffReport:
     """Pair `a` with `b` as replay would and report what was added, removed or changed."""
     aliases_a, aliases_b = session_aliases(a), session_aliases(b)
-    queues: dict[tuple[str, str, str, str], list[Exchange]] = {}
+    queues: dict[tuple[Any, ...], list[Exchange]] = {}
     for ex in b:
         queues.setdefault(request_identity(ex, aliases_b), []).append(ex)
     pairs: list[tuple[Exchange, Exchange]] = []

@@ -6,18 +6,15 @@ Must not import `mock_server`.
 
 from __future__ import annotations
 
-import base64
-import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from recorder import __version__
+from recorder.bodies import Headers, decoded_or_raw, text_or_base64
 from recorder.cassette import Cassette
-from recorder.records import Headers, Interaction, header_value
-
-_TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "html", "csv")
+from recorder.records import Interaction
 
 
 def iso_time(epoch: float) -> str:
@@ -26,36 +23,8 @@ def iso_time(epoch: float) -> str:
     )
 
 
-def _is_text(content_type: str | None) -> bool:
-    return content_type is not None and any(t in content_type.lower() for t in _TEXT_TYPES)
-
-
-def body_text(body: bytes, content_type: str | None) -> tuple[str, str | None]:
-    """(text, encoding): UTF-8 text for text types, else base64 with encoding "base64"."""
-    if _is_text(content_type) or (content_type is None and body[:1] in (b"{", b"[")):
-        try:
-            return body.decode("utf-8"), None
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(body).decode("ascii"), "base64"
-
-
-def decoded_body(headers: Headers, body: bytes) -> bytes:
-    """The body with a gzip/deflate content-encoding undone (as devtools shows it)."""
-    encoding = (header_value(headers, "content-encoding") or "").strip().lower()
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        return body
-    try:
-        return zlib.decompress(body, 31 if "gzip" in encoding else 15)
-    except zlib.error:
-        try:
-            return zlib.decompress(body, -15)
-        except zlib.error:
-            return body
-
-
 def _body(body: bytes, content_type: str | None) -> dict[str, Any]:
-    text, encoding = body_text(body, content_type)
+    text, encoding = text_or_base64(body, content_type)
     return {"size": len(body), "encoding": encoding or "utf-8", "text": text}
 
 
@@ -127,7 +96,7 @@ def _har_entry(item: Interaction, upstream: str, cassette: str) -> dict[str, Any
     }
     if req.body:
         ctype = req.header("content-type")
-        text, encoding = body_text(req.body, ctype)
+        text, encoding = text_or_base64(req.body, ctype)
         request["postData"] = {
             "mimeType": ctype or "application/octet-stream",
             "params": [],
@@ -136,8 +105,8 @@ def _har_entry(item: Interaction, upstream: str, cassette: str) -> dict[str, Any
         if encoding:
             request["postData"]["_encoding"] = encoding
     ctype = resp.header("content-type") or ""
-    decoded = decoded_body(resp.headers, resp.body)
-    text, encoding = body_text(decoded, ctype or None)
+    decoded = decoded_or_raw(resp.headers, resp.body)
+    text, encoding = text_or_base64(decoded, ctype or None)
     content: dict[str, Any] = {"size": len(decoded), "mimeType": ctype or "x-unknown", "text": text}
     if encoding:
         content["encoding"] = encoding

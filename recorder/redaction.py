@@ -7,7 +7,7 @@
 2. The hash segment of signed one-shot URLs `/{key}/{hash}/{endpoint}` becomes `<redacted>`.
 3. In request JSON bodies: the dotted `json_paths`, and by default the text of `fill` / `type` /
    `type_text` actions aimed at password, secret, token or OTP fields.
-4. Fail closed: the whole record (headers, path, query, bodies, gzip/deflate bodies decoded) is
+4. Fail closed: the whole record (headers, path, query, bodies, encoded bodies decoded) is
    scanned for the request's own credentials, the literal `secrets`, the hash and every value
    redacted so far, raw, base64 and URL-encoded; what is found is replaced and counted.
 
@@ -17,15 +17,15 @@ Must not import `mock_server`.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import threading
-import zlib
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from recorder.bodies import BodyDecodeError, codings_of, decode
+from recorder.contract import blank_signature, decode_credentials, redacted_user_value, signed_parts
 from recorder.errors import RedactionRuleError
 from recorder.records import Headers, Interaction, RecordedRequest, RecordedResponse
 
@@ -40,7 +40,6 @@ SECRET_SELECTOR = re.compile(
     re.IGNORECASE,
 )
 _TEXT_ACTION_VALUE = re.compile(rb':\s*"(?:fill|type|type_text)"')
-_SIGNED_PATH = re.compile(r"^(/[^/]+/)([^/]+)(/(?:image|pdf|content|metadata|animated)/?)$")
 _MIN_RAW_SECRET = 3  # shorter literals would scrub ordinary text
 _MAX_LEARNED = 1024
 _JOIN_LIMIT = 1 << 16  # below this, the fields are scanned as one joined buffer
@@ -80,26 +79,17 @@ def encodings_of(secret: str) -> list[bytes]:
     return sorted(forms, key=len, reverse=True)
 
 
-def _decode_basic(token: str) -> tuple[str, str] | None:
-    try:
-        text = base64.b64decode(token, validate=True).decode()
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, secret = text.partition(":")
-    return (user, secret) if sep else None
-
-
 def redact_authorization(value: str) -> tuple[str, str | None, list[str]]:
     """(stored value, userId or None, secrets to scan for) of one Authorization header value."""
     scheme, _, credentials = value.strip().partition(" ")
     credentials = credentials.strip()
     if not credentials:
         return REDACTED, None, [value] if value else []
-    decoded = _decode_basic(credentials) if scheme.lower() in ("bearer", "basic") else None
+    decoded = decode_credentials(credentials) if scheme.lower() in ("bearer", "basic") else None
     if decoded is None:
         return f"{scheme} {REDACTED}", None, [credentials]
     user, secret = decoded
-    return f"{scheme} <redacted user={user}>", user, [credentials, f"{user}:{secret}", secret]
+    return redacted_user_value(scheme, user), user, [credentials, f"{user}:{secret}", secret]
 
 
 def _redact_path(value: Any, parts: list[str]) -> list[str]:
@@ -228,10 +218,10 @@ class Redactor:
         resp_headers = self._headers(resp.headers, [], [])
         path = req.path
         extra: list[bytes] = []
-        match = _SIGNED_PATH.match(path)
-        if match:
-            path = f"{match.group(1)}{REDACTED}{match.group(3)}"
-            extra = encodings_of(match.group(2))
+        signed = signed_parts(path)
+        if signed:
+            path = blank_signature(path, REDACTED)
+            extra = encodings_of(signed[1])
         req_body = self._request_body(req.body)
 
         scrub = self._scrubber(creds, extra)
@@ -345,19 +335,13 @@ class Scrubber:
         return tuple((name, self.text(value)) for name, value in headers)
 
     def encoded_body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
-        """Scrub a body; a gzip/deflate body holding a needle is stored decoded (and scrubbed)."""
-        encoding = next(
-            (v.strip().lower() for k, v in headers if k.lower() == "content-encoding"), ""
-        )
-        if encoding not in ("gzip", "x-gzip", "deflate") or not self.needles:
+        """Scrub a body; an encoded body (gzip, deflate, br, zstd) holding a needle is stored
+        decoded and scrubbed, without its Content-Encoding."""
+        if not codings_of(headers) or not self.needles:
             return headers, self.body(body)
         try:
-            wbits = 31 if "gzip" in encoding else 15
-            try:
-                decoded = zlib.decompress(body, wbits)
-            except zlib.error:
-                decoded = zlib.decompress(body, -15)  # raw deflate
-        except zlib.error:
+            decoded = decode(headers, body)
+        except BodyDecodeError:
             return headers, self.body(body)
         scrubbed = self.body(decoded)
         if scrubbed is decoded:

@@ -23,9 +23,10 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from recorder.audit import SessionAudit, audit_cassettes
+from recorder.bodies import decoded_or_raw
 from recorder.cassette import Cassette
-from recorder.export import decoded_body
-from recorder.records import Interaction, main_argument
+from recorder.contract import main_argument
+from recorder.records import Interaction
 
 THUMB_WIDTH = 320
 THUMB_MAX_HEIGHT = 640
@@ -142,7 +143,7 @@ def _row(item: Interaction) -> _Row:
     )
     shots: list[Shot] = []
     found: list[tuple[str, str, bytes]] = []
-    body = decoded_body(resp.headers, resp.body)
+    body = decoded_or_raw(resp.headers, resp.body)
     kind = (resp.header("content-type") or "").split(";")[0].strip().lower()
     answer = None
     if kind.startswith("image/"):

@@ -203,12 +203,14 @@ def test_audit_credits_latency_and_errors(cli, runner, recorded):
     a, b = sessions["sess_aaaa"], sessions["sess_bbbb"]
     assert (a["credits"], a["credits_source"], a["status"]) == (2, "billed", "closed")
     assert (b["credits"], b["credits_source"]) == (5, "computed")  # never closed: to expiry, 300 s
-    assert b["server_errors"] == 1 and sessions["sess_nope"]["client_errors"] == 1
+    assert b["server_errors"] == 1
+    # a 404 for an id no create answered is no session: counted apart, never billed
+    assert "sess_nope" not in sessions and data["uncreatedExchanges"] == 1
     click_stats = next(x for x in a["actions"] if x["type"] == "click")
     assert (click_stats["count"], click_stats["errors"]) == (3, 1)
     assert (click_stats["p50_ms"], click_stats["p95_ms"]) == pytest.approx((200.0, 300.0))
     (user,) = data["users"]
-    assert user["user"] == "user_123" and user["credits"] == 2 + 5 + 1
+    assert user["user"] == "user_123" and user["credits"] == 2 + 5
     assert data["findings"] == []
     text = runner.invoke(cli, ["audit", str(recorded)])
     assert text.exit_code == 0 and "secret scan: clean" in text.stdout

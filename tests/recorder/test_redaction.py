@@ -6,10 +6,13 @@ import base64
 import gzip
 import hashlib
 import json
+import zlib
 from urllib.parse import quote, quote_plus
 
 import aiohttp
+import brotli
 import pytest
+from backports import zstd
 from yarl import URL
 
 from recorder.cassette import open_cassette
@@ -121,14 +124,24 @@ def test_a_redacted_password_is_also_scrubbed_from_later_answers():
     assert PASSWORD.encode() not in redactor.redact(later).response.body
 
 
-def test_gzip_answer_holding_the_token_is_stored_decoded_and_scrubbed():
+ENCODERS = {
+    "gzip": gzip.compress,
+    "br": brotli.compress,
+    "zstd": zstd.compress,
+    "deflate": zlib.compress,
+    "gzip, br": lambda data: brotli.compress(gzip.compress(data)),
+}
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODERS))
+def test_encoded_answer_holding_the_token_is_stored_decoded_and_scrubbed(coding):
     redactor = Redactor()
     item = _action({"type": "title", "payload": {}}, (("Authorization", f"Bearer {TOKEN}"),))
-    body = gzip.compress(json.dumps({"echo": TOKEN}).encode())
+    body = ENCODERS[coding](json.dumps({"echo": TOKEN}).encode())
     item = Interaction(
         **{
             **{f: getattr(item, f) for f in item.__slots__},
-            "response": RecordedResponse(200, (("Content-Encoding", "gzip"),), body),
+            "response": RecordedResponse(200, (("Content-Encoding", coding),), body),
         }
     )
     out = redactor.redact(item)
