@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import re
 import shutil
 import tempfile
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
+from playwright.sync_api import sync_playwright
 
 from mock_server.errors import BrowserUnavailableError
 
@@ -68,29 +73,37 @@ _PATH_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chr
 _DEVTOOLS_PORT_WAIT_S = 10.0
 
 
-def _bundled_chromium() -> str | None:
-    """Playwright's own downloaded Chromium, if `playwright install chromium` was run."""
-    try:
-        cache = Path.home() / ".cache" / "ms-playwright"
-        candidates = sorted(cache.glob("chromium-*/chrome-linux*/chrome"), reverse=True)
-    except (OSError, RuntimeError):  # no home directory, unreadable cache
-        return None
-    for candidate in candidates:
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
+@functools.cache
+def _playwright_chromium() -> str | None:
+    """Where Playwright's own Chromium is (or would be) installed, asked once per process.
+
+    Playwright names the path from its browsers registry (`PLAYWRIGHT_BROWSERS_PATH` included)
+    through its driver; nothing is launched or downloaded. Asked from a worker thread because
+    the sync API refuses to run inside a running event loop (make_app is called from one).
+    """
+
+    def ask() -> str | None:
+        try:
+            with sync_playwright() as playwright:
+                return playwright.chromium.executable_path
+        except Exception:  # no driver, a broken install: there is simply no bundled Chromium
+            return None
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright-path") as pool:
+        return pool.submit(ask).result()
 
 
 def find_browser(explicit: str | None) -> str | None:
     """Resolve the Chromium executable to launch.
 
     An explicit path wins even when it does not exist (launching then fails with a clear 503);
-    then Playwright's bundled Chromium; then a Chromium/Chrome on PATH; else None.
+    then Playwright's own Chromium if `playwright install chromium` put it there; then a
+    Chromium/Chrome on PATH; else None.
     """
     if explicit:
         return explicit
-    bundled = _bundled_chromium()
-    if bundled:
+    bundled = _playwright_chromium()
+    if bundled and os.access(bundled, os.X_OK):
         return bundled
     for name in _PATH_CANDIDATES:
         found = shutil.which(name)
@@ -209,7 +222,7 @@ class BrowserManager:
         self._pool: deque[SessionPage] = deque()
         self._refill_task: asyncio.Task[None] | None = None
         self._cdp_pages: set[SessionPage] = set()
-        # Marks this manager's Chromium processes so browser_pids() can find them in /proc.
+        # Marks this manager's Chromium processes so browser_pids() can find them.
         self._marker = f"--capture-replay-owner={uuid.uuid4().hex}"
         self._closing = False
 
@@ -270,32 +283,27 @@ class BrowserManager:
         try:
             return await browser.new_context(**context_options)
         except PlaywrightError as err:
-            raise BrowserUnavailableError(_first_line(err), hint=INSTALL_HINT) from err
+            raise BrowserUnavailableError(error_message(err), hint=INSTALL_HINT) from err
 
     def browser_pids(self) -> list[int]:
-        """Pids of this manager's Chromium process trees (best effort, Linux /proc).
+        """Pids of this manager's Chromium process trees (best effort).
 
         The shared browser's root process comes first, then its descendants, then the
         dedicated CDP browsers' trees.
         """
-        procs = _read_proc_table()
-        roots = [
-            pid
-            for pid, (ppid, cmdline) in procs.items()
-            if self._marker in cmdline and self._marker not in procs.get(ppid, (0, ""))[1]
-        ]
-        # The shared browser has no --user-data-dir of ours; CDP browsers do.
-        roots.sort(key=lambda pid: "--remote-debugging-port=0" in procs[pid][1])
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in procs.items():
-            children.setdefault(ppid, []).append(pid)
+        marked: dict[int, tuple[int, str]] = {}
+        for proc in psutil.process_iter(["ppid", "cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or ())
+            if self._marker in cmdline:
+                marked[proc.pid] = (proc.info["ppid"], cmdline)
+        roots = [pid for pid, (ppid, _) in marked.items() if ppid not in marked]
+        # The shared browser has no DevTools port of ours; CDP browsers do.
+        roots.sort(key=lambda pid: "--remote-debugging-port=0" in marked[pid][1])
         ordered: list[int] = []
         for root in roots:
-            stack = [root]
-            while stack:
-                pid = stack.pop()
-                ordered.append(pid)
-                stack.extend(sorted(children.get(pid, ()), reverse=True))
+            ordered.append(root)
+            with contextlib.suppress(psutil.Error):
+                ordered.extend(child.pid for child in psutil.Process(root).children(True))
         return ordered
 
     async def close(self) -> None:
@@ -355,7 +363,7 @@ class BrowserManager:
                 )
             except PlaywrightError as err:
                 raise BrowserUnavailableError(
-                    f"Could not launch Chromium at {self.executable}: {_first_line(err)}. "
+                    f"Could not launch Chromium at {self.executable}: {error_message(err)}. "
                     f"{INSTALL_HINT}"
                 ) from err
             browser.on("disconnected", self._on_disconnected)
@@ -378,7 +386,7 @@ class BrowserManager:
             page = await context.new_page()
         except PlaywrightError as err:
             raise BrowserUnavailableError(
-                f"The browser could not open a page: {_first_line(err)}"
+                f"The browser could not open a page: {error_message(err)}"
             ) from err
         return SessionPage(context, page, allow_file_urls=self.allow_file_urls)
 
@@ -421,7 +429,7 @@ class BrowserManager:
         except PlaywrightError as err:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             raise BrowserUnavailableError(
-                f"Could not launch Chromium at {self.executable}: {_first_line(err)}. "
+                f"Could not launch Chromium at {self.executable}: {error_message(err)}. "
                 f"{INSTALL_HINT}"
             ) from err
         self._launched = True
@@ -434,7 +442,7 @@ class BrowserManager:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             if isinstance(err, BrowserUnavailableError):
                 raise
-            raise BrowserUnavailableError(f"CDP browser failed: {_first_line(err)}") from err
+            raise BrowserUnavailableError(f"CDP browser failed: {error_message(err)}") from err
         sp = SessionPage(
             context,
             page,
@@ -466,30 +474,11 @@ async def _read_devtools_url(user_data_dir: Path) -> str:
         await asyncio.sleep(0.02)
 
 
-def _read_proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) for every readable process."""
-    table: dict[int, tuple[int, str]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        # The command name in stat may contain spaces and parentheses: split after the last ')'.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), cmdline)
-    return table
+_API_PREFIX = re.compile(r"^[A-Z][A-Za-z]*\.[A-Za-z_]+: ")
 
 
-def _first_line(err: BaseException) -> str:
-    """The first line of a Playwright error, without its call log."""
-    text = getattr(err, "message", None) or str(err)
-    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+def error_message(err: BaseException) -> str:
+    """A Playwright error's first line, without its `Page.goto: ` style prefix or call log."""
+    text = (getattr(err, "message", None) or str(err)).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return _API_PREFIX.sub("", first)

@@ -7,8 +7,10 @@ import os
 import signal
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.async_api import async_playwright
 
@@ -35,10 +37,20 @@ async def test_find_browser_explicit_path_wins_even_if_missing(tmp_path: Path) -
     assert find_browser(missing) == missing
 
 
+@pytest.fixture
+def playwright_browsers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty Playwright browsers folder, which Playwright is asked about afresh."""
+    root = tmp_path / "ms-playwright"
+    root.mkdir()
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(root))
+    browser_module._playwright_chromium.cache_clear()
+    yield root
+    browser_module._playwright_chromium.cache_clear()
+
+
 async def test_find_browser_falls_back_to_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium: str, playwright_browsers: Path
 ) -> None:
-    monkeypatch.setattr(browser_module, "_bundled_chromium", lambda: None)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "google-chrome").symlink_to(chromium)
@@ -48,15 +60,25 @@ async def test_find_browser_falls_back_to_path(
     assert find_browser(None) is None
 
 
-async def test_find_browser_prefers_playwright_bundled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_find_browser_order_explicit_then_playwright_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium: str, playwright_browsers: Path
 ) -> None:
-    chrome = tmp_path / ".cache" / "ms-playwright" / "chromium-1234" / "chrome-linux64" / "chrome"
-    chrome.parent.mkdir(parents=True)
-    chrome.write_text("#!/bin/sh\n")
-    chrome.chmod(0o755)
-    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
-    assert find_browser(None) == str(chrome)
+    # Where Playwright itself says its Chromium goes, under PLAYWRIGHT_BROWSERS_PATH.
+    named = browser_module._playwright_chromium()
+    assert named is not None and Path(named).is_relative_to(playwright_browsers)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "chromium").symlink_to(chromium)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert find_browser(None) == str(bin_dir / "chromium")  # not installed: PATH
+    Path(named).parent.mkdir(parents=True)
+    Path(named).write_text("#!/bin/sh\n")
+    Path(named).chmod(0o755)
+    assert find_browser(None) == named  # installed: Playwright's wins over PATH
+    explicit = str(tmp_path / "chrome")
+    assert find_browser(explicit) == explicit  # explicit wins over both
+    # Playwright was asked once; every later lookup used the cached answer.
+    assert browser_module._playwright_chromium.cache_info().misses == 1
 
 
 async def test_device_list_shape() -> None:
@@ -113,7 +135,7 @@ async def test_lazy_launch_warm_pool_and_session_page(chromium: str, site: PageS
         assert context.pages == []
         await context.close()
         pids = manager.browser_pids()
-        assert pids and all(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert pids and all(psutil.pid_exists(pid) for pid in pids)
         await sp.close()
     finally:
         await manager.close()
@@ -175,18 +197,17 @@ async def test_cdp_session_is_reachable_over_connect_url(chromium: str, site: Pa
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
 def _is_running(pid: int) -> bool:
     """True for a live (not zombie) process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 async def test_no_spare_page_is_kept_at_the_session_limit(chromium: str) -> None:
