@@ -312,9 +312,11 @@ async def test_wait_for_selector_and_timeout(session: SessionPage, site: PageSer
 
 
 async def test_wait_for_timeout_clamps_to_2500() -> None:
-    from mock_server.actions import _int
+    from mock_server.actions.payload import integer
 
-    assert _int({"timeoutMs": 99999}, "timeoutMs", 1, minimum=1, maximum=2500, clamp=True) == 2500
+    assert (
+        integer({"timeoutMs": 99999}, "timeoutMs", 1, minimum=1, maximum=2500, clamp=True) == 2500
+    )
 
 
 # -- reading ---------------------------------------------------------------------------------
