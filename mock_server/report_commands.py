@@ -2,7 +2,7 @@
 cassettes), `diff` (drift between two cassettes) and `verify` (drift between a cassette and a
 live target). `register(group)` adds them to the CLI group.
 
-The logic lives in `recorder.report`, `recorder.diff` and `mock_server.verify`; this module parses
+The logic lives in `recorder.report`, `recorder.diff` and `recorder.verify`; this module parses
 flags, shows progress on stderr and maps outcomes to exit codes: 0 no drift, 1 drift or bad
 input (one line on stderr), 2 usage, 130 interrupted.
 """
@@ -20,11 +20,11 @@ from pathlib import Path
 import click
 
 from mock_server.cassette_commands import fail, opened_cassettes
-from mock_server.verify import VerifyError, VerifyResult, verify_cassette
 from recorder.cassette import Cassette
 from recorder.diff import DEFAULT_IMAGE_THRESHOLD, DiffReport, diff_cassettes
-from recorder.errors import RecorderError
+from recorder.errors import RecorderError, VerifyError
 from recorder.report import render_report
+from recorder.verify import VerifyResult, verify_cassette
 
 DRIFT_EXIT = 1
 INTERRUPTED_EXIT = 130
@@ -212,7 +212,8 @@ def verify(
                 )
             )
         except VerifyError as err:
-            raise click.UsageError(str(err)) from err
+            hint = "" if token else "; pass --token or set CAPTURE_REPLAY_TOKEN"
+            raise click.UsageError(f"{err}{hint}") from err
         except (asyncio.CancelledError, KeyboardInterrupt):
             click.echo("aborted", err=True)
             click.get_current_context().exit(INTERRUPTED_EXIT)

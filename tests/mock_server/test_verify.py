@@ -18,8 +18,9 @@ from click.testing import CliRunner
 
 from mock_server.cli import main
 from mock_server.serving import listen_on_loopback
-from mock_server.verify import VerifyError, verify_cassette
 from recorder.cassette import open_cassette
+from recorder.errors import VerifyError
+from recorder.verify import verify_cassette
 from tests.emulator import ApiClient, RunningEmulator, emulator_config
 from tests.pages import EXTRA_PAGES
 from tests.recorder.test_diff import write_flow
@@ -121,7 +122,7 @@ async def test_verify_finds_no_drift_stops_when_asked_then_finds_screenshot_drif
 
 async def test_verify_needs_a_token_for_a_remote_target(tmp_path):
     path = write_flow(tmp_path / "flow.cassette")
-    with open_cassette(path) as cassette, pytest.raises(VerifyError, match="CAPTURE_REPLAY_TOKEN"):
+    with open_cassette(path) as cassette, pytest.raises(VerifyError, match="token is needed"):
         await verify_cassette(cassette, "https://api.capture.page")
     with open_cassette(path) as cassette, pytest.raises(VerifyError, match="http"):
         await verify_cassette(cassette, "ftp://127.0.0.1/")

@@ -6,25 +6,34 @@ id it got); signed one-shot URLs are re-signed with the given credentials. The t
 put in the Authorization header: never logged, never in a report. Sessions the run opened and
 left open are closed at the end, also after a stop request (Ctrl-C), so a partial run does not
 keep billing.
+
+Capture's wire rules come from `recorder.contract`; drift is computed by `recorder.diff`. Errors
+are `recorder.errors.VerifyError` and name no CLI flag. Must not import `mock_server` or click.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from mock_server.matching import SESSION_PATH, SIGNED_PATH
-from mock_server.signing import sign
 from recorder.cassette import Cassette
+from recorder.contract import (
+    bearer_token,
+    decode_credentials,
+    is_create,
+    map_session_path,
+    session_id_of,
+    session_path,
+    sign,
+    signed_parts,
+    signed_path,
+)
 from recorder.diff import (
     DEFAULT_IMAGE_THRESHOLD,
     DiffReport,
@@ -32,16 +41,12 @@ from recorder.diff import (
     diff_exchanges,
     exchanges_of,
 )
-from recorder.records import Interaction, RecordedRequest, RecordedResponse, session_id_of
+from recorder.errors import VerifyError
+from recorder.records import Interaction, RecordedRequest, RecordedResponse
 
 LOCAL_SECRET = "local"  # default secret of the token built for a loopback target
-_BEARER = re.compile(r"^\s*bearer\s+", re.IGNORECASE)
 _KEPT_REQUEST_HEADERS = frozenset({"content-type", "accept"})
 ProgressCallback = Callable[[int, int], None]
-
-
-class VerifyError(Exception):
-    """A verification that cannot start (no credentials for a remote target, a bad URL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +68,17 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def _credentials(token: str) -> tuple[str, str] | None:
-    """(user, secret) from a base64 `user:secret` token, or None when it is not one."""
-    try:
-        text = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, secret = text.partition(":")
-    return (user, secret) if sep and user else None
+def target_url(url: str) -> str:
+    """The target's base URL (no trailing slash); `VerifyError` when it is not http(s)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise VerifyError(f"the target must be an http(s) URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def bare_token(token: str) -> str:
+    """`token` without a leading `Bearer ` (users paste either form)."""
+    scheme, _, rest = token.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else token.strip()
 
 
 @dataclass(slots=True)
@@ -79,45 +87,40 @@ class _Run:
     token: str | None
     http: aiohttp.ClientSession
     live_ids: dict[str, str]  # recorded session id -> live one
-    open_live: dict[str, str]  # live session id -> token that opened it
+    open_live: dict[str, str]  # live session id -> Authorization value that opened it
 
-    def token_for(self, item: Interaction) -> str:
+    def authorization_for(self, item: Interaction) -> str:
         if self.token is not None:
-            return self.token
-        user = item.user or "verify"
-        return base64.b64encode(f"{user}:{LOCAL_SECRET}".encode()).decode()
+            return f"Bearer {self.token}"
+        return bearer_token(item.user or "verify", LOCAL_SECRET)
 
-    def live_target(self, item: Interaction, token: str) -> tuple[str, bool]:
+    def live_target(self, item: Interaction) -> tuple[str, bool]:
         """The path to send and whether it is a signed one-shot URL (no Authorization header)."""
         path, query = item.request.path, item.request.query
-        signed = SIGNED_PATH.match(path)
-        if signed:
+        signed = signed_parts(path)
+        if signed is not None:
             # Re-signed with the caller's own key when the token is theirs (the real API checks
             # it); otherwise the recorded key, which a local emulator without users accepts.
-            creds = _credentials(token) if self.token is not None else None
-            key, secret = creds if creds is not None else (signed.group(1), LOCAL_SECRET)
-            path = f"/{key}/{sign(secret, query)}/{signed.group(3)}"
-            return path, True
-        session = SESSION_PATH.match(path)
-        if session:
-            sid = session.group(1)
-            path = f"/v1/sessions/{self.live_ids.get(sid, sid)}{session.group(2) or ''}"
-        return path, False
+            key, _, endpoint = signed
+            creds = decode_credentials(self.token, padded=True) if self.token else None
+            key, secret = creds if creds is not None else (key, LOCAL_SECRET)
+            return signed_path(key, sign(secret, query), endpoint), True
+        return map_session_path(path, self.live_ids), False
 
     async def send(self, item: Interaction) -> tuple[RecordedRequest, RecordedResponse]:
-        token = self.token_for(item)
-        path, signed = self.live_target(item, token)
+        authorization = self.authorization_for(item)
+        path, signed = self.live_target(item)
         headers = {k: v for k, v in item.request.headers if k.lower() in _KEPT_REQUEST_HEADERS}
-        if not signed:
-            headers["Authorization"] = f"Bearer {token}"
-        url = self.target + path + (f"?{item.request.query}" if item.request.query else "")
         request = RecordedRequest(
             item.request.method,
             path,
             item.request.query,
-            tuple((k, v) for k, v in headers.items() if k != "Authorization"),
+            tuple(headers.items()),
             item.request.body,
         )
+        if not signed:
+            headers["Authorization"] = authorization
+        url = self.target + path + (f"?{item.request.query}" if item.request.query else "")
         try:
             async with self.http.request(
                 item.request.method,
@@ -142,9 +145,9 @@ class _Run:
                 "Bad Gateway",
             )
         live_sid = session_id_of(request, response)
-        if request.method == "POST" and request.path.rstrip("/") == "/v1/sessions":
+        if is_create(request.method, request.path):
             if response.status < 300 and live_sid:
-                self.open_live[live_sid] = token  # closed at the end if the flow does not
+                self.open_live[live_sid] = authorization  # closed at the end if the flow does not
                 if item.session_id:
                     self.live_ids[item.session_id] = live_sid
         elif request.method == "DELETE" and live_sid and response.status < 300:
@@ -153,10 +156,11 @@ class _Run:
 
     async def close_leftovers(self) -> int:
         closed = 0
-        for sid, token in list(self.open_live.items()):
+        for sid, authorization in list(self.open_live.items()):
             try:
                 async with self.http.delete(
-                    f"{self.target}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"}
+                    self.target + session_path(sid),
+                    headers={"Authorization": authorization},
                 ) as resp:
                     await resp.read()
                     closed += resp.status < 300
@@ -180,15 +184,10 @@ async def verify_cassette(
     answers. `token` (base64 `user:secret`, "Bearer " optional) is required unless `target` is
     loopback, where base64(recordedUser:local) is used. Setting `stop` ends the run after the
     exchange in flight; the result then covers what was sent and says `interrupted`."""
-    target = target.rstrip("/")
-    if urlsplit(target).scheme not in ("http", "https"):
-        raise VerifyError(f"--against must be an http(s) URL, got {target!r}")
-    if token is not None:
-        token = _BEARER.sub("", token).strip()
+    target = target_url(target)
+    token = bare_token(token) if token is not None else None
     if not token and not is_loopback(target):
-        raise VerifyError(
-            "a token is needed for a non-local target: pass --token or set CAPTURE_REPLAY_TOKEN"
-        )
+        raise VerifyError(f"a token is needed for a non-local target ({target})")
     recorded = exchanges_of(cassette)
     entries = sorted(cassette.entries, key=lambda e: e.seq)
     live: list[Exchange] = []
@@ -202,7 +201,7 @@ async def verify_cassette(
                     break
                 item = cassette.load(entry)
                 request, response = await run.send(item)
-                signed = SIGNED_PATH.match(request.path) is not None
+                signed = signed_parts(request.path) is not None
                 live.append(
                     Exchange(
                         label=f"live#{entry.seq}",
