@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import deque
 from enum import StrEnum
 from typing import Any
 
@@ -113,20 +114,21 @@ async def snapshot(sp: SessionPage, payload: Payload, budget: Budget) -> dict[st
     return {"format": "aria", "snapshot": aria, "url": sp.page.url, "title": await sp.page.title()}
 
 
-async def console(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
+def _read_log(log: deque[dict[str, Any]], payload: Payload) -> list[dict[str, Any]]:
+    """The entries so far; `clear: true` empties the log after answering."""
     clear = flag(payload, "clear", False)
-    messages = list(sp.console_messages)
+    entries = list(log)
     if clear:
-        sp.console_messages.clear()
-    return {"messages": messages}
+        log.clear()
+    return entries
+
+
+async def console(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
+    return {"messages": _read_log(sp.console_messages, payload)}
 
 
 async def errors(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
-    clear = flag(payload, "clear", False)
-    page_errors = list(sp.page_errors)
-    if clear:
-        sp.page_errors.clear()
-    return {"errors": page_errors}
+    return {"errors": _read_log(sp.page_errors, payload)}
 
 
 async def content(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
