@@ -78,6 +78,12 @@ class ActionFailedError(CaptureError):
     status = 400
 
 
+class PageUnreachableError(CaptureError):
+    """A one-shot target URL could not be loaded: DNS, refused connection, TLS... (502)."""
+
+    status = 502
+
+
 class BrowserUnavailableError(CaptureError):
     """No browser could be found or launched, or it crashed (503)."""
 

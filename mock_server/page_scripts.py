@@ -1,4 +1,4 @@
-"""JavaScript sources evaluated in session pages by `mock_server.actions`.
+"""JavaScript sources evaluated in pages by `mock_server.actions` and `mock_server.oneshot`.
 
 Each is one `page.evaluate` / `locator.evaluate` function: reading many elements through one
 call is 40-50x faster than one Playwright handle per element. Nothing here runs Python logic.
@@ -152,3 +152,60 @@ READABLE_TEXT = "() => document.body ? document.body.innerText : document.docume
 
 # Resolves after the next two animation frames: the compositor has produced a frame by then.
 NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))"
+
+
+# The rules follow metascraper's (the extractor whose field set Capture answers): Open Graph,
+# then Twitter cards, then plain HTML. `iframe` needs an oEmbed fetch, so it stays null here.
+METADATA = r"""() => {
+  const meta = (...names) => {
+    for (const n of names) {
+      const el = document.querySelector(
+        `meta[property="${n}"],meta[name="${n}"],meta[itemprop="${n}"]`);
+      const v = el && (el.getAttribute('content') || '').trim();
+      if (v) return v;
+    }
+    return null;
+  };
+  const attr = (selector, name) => {
+    const el = document.querySelector(selector);
+    const v = el && (el.getAttribute(name) || '').trim();
+    return v || null;
+  };
+  const abs = (v) => { if (!v) return null; try { return new URL(v, document.baseURI).href; }
+                       catch (e) { return null; } };
+  const text = (selector) => {
+    const el = document.querySelector(selector);
+    const v = el && (el.textContent || '').replace(/\s+/g, ' ').trim();
+    return v || null;
+  };
+  const isoDate = (v) => { if (!v) return null; const d = new Date(v);
+                           return isNaN(d.getTime()) ? null : d.toISOString(); };
+  const lang = (document.documentElement.getAttribute('lang') || meta('og:locale') ||
+                meta('language') || '').trim();
+  return {
+    title: meta('og:title', 'twitter:title') || (document.title || '').trim() || text('h1'),
+    description: meta('og:description', 'twitter:description', 'description'),
+    image: abs(meta('og:image:secure_url', 'og:image', 'og:image:url', 'twitter:image',
+                    'twitter:image:src', 'image') || attr('link[rel="image_src"]', 'href')),
+    lang: lang ? lang.split(/[-_]/)[0].toLowerCase() : null,
+    author: meta('author', 'article:author', 'twitter:creator', 'dc.creator') ||
+            text('[rel="author"]') || text('[itemprop="author"] [itemprop="name"]') ||
+            text('[itemprop="author"]'),
+    publisher: meta('og:site_name', 'application-name', 'publisher', 'twitter:site'),
+    logo: abs(meta('og:logo', 'logo') || attr('[itemprop="logo"]', 'content') ||
+              attr('link[rel="apple-touch-icon"]', 'href') ||
+              attr('link[rel="icon"],link[rel="shortcut icon"]', 'href')),
+    url: abs(meta('og:url', 'twitter:url') || attr('link[rel="canonical"]', 'href') ||
+             location.href),
+    date: isoDate(meta('article:published_time', 'article:modified_time', 'og:updated_time',
+                       'date', 'dc.date', 'datePublished') || attr('time[datetime]', 'datetime')),
+    feed: abs(attr('link[rel="alternate"][type="application/rss+xml"],' +
+                   'link[rel="alternate"][type="application/atom+xml"],' +
+                   'link[rel="alternate"][type="application/feed+json"]', 'href')),
+    audio: abs(meta('og:audio:secure_url', 'og:audio', 'og:audio:url') ||
+               attr('audio[src]', 'src') || attr('audio source[src]', 'src')),
+    video: abs(meta('og:video:secure_url', 'og:video', 'og:video:url', 'twitter:player:stream') ||
+               attr('video[src]', 'src') || attr('video source[src]', 'src')),
+    iframe: null,
+  };
+}"""

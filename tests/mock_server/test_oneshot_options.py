@@ -8,7 +8,8 @@ import pytest
 
 from mock_server.devices import DEVICES
 from mock_server.errors import BadRequestError
-from mock_server.oneshot import Query, gif_size, parse_animated, parse_image, parse_pdf
+from mock_server.oneshot.capture import gif_size
+from mock_server.oneshot.options import Query, parse_animated, parse_image, parse_pdf
 
 
 def b64url(text: str) -> str:

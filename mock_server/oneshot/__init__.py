@@ -1,0 +1,20 @@
+"""Capture's signed one-shot endpoints ("Core API"), on the shared local Chromium.
+
+`GET /{key}/{hash}/{image|pdf|content|metadata|animated}?{query}` (reference section 6);
+`setup_oneshot(app, browser, users)` registers the route. Each request is checked whole before
+any browser work, then gets its own fresh browser context (closed in a `finally`) and one time
+budget. Statuses and the options accepted without local effect are written in the README
+("One-shot (signed URL) endpoints").
+
+- `options`: the query, parsed and checked into typed options (no browser, no HTTP)
+- `capture`: the captures on the browser (no HTTP)
+- `routes`: the aiohttp handler and `setup_oneshot`
+
+It must not import `mock_server.api` (api imports it).
+"""
+
+from __future__ import annotations
+
+from mock_server.oneshot.routes import setup_oneshot
+
+__all__ = ["setup_oneshot"]
