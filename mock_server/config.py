@@ -36,6 +36,25 @@ class RecordMode(StrEnum):
     ALL = "all"  # forward everything and write the cassette
 
 
+class RecordPlan(StrEnum):
+    """What a recording run does (`plan_recording`)."""
+
+    REPLAY = "replay"  # serve the cassette, forward nothing
+    RECORD = "record"  # forward everything and write the cassette
+    EPISODES = "episodes"  # answer what the cassette has, forward and append the rest
+
+
+def plan_recording(mode: RecordMode, exists: bool) -> RecordPlan:
+    """The one record-mode decision (`record` and the pytest plugin): `none` replays only;
+    `once` records a missing cassette and replays an existing one; `new_episodes` on an existing
+    cassette answers what it has and forwards and appends the rest; `all` forwards everything."""
+    if mode is RecordMode.NONE or (mode is RecordMode.ONCE and exists):
+        return RecordPlan.REPLAY
+    if mode is RecordMode.NEW_EPISODES and exists:
+        return RecordPlan.EPISODES
+    return RecordPlan.RECORD
+
+
 class Exhausted(StrEnum):
     """What a request gets once its recorded answers are used up."""
 

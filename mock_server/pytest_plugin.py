@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mock_server.config import ClockMode, Mode, RecordMode, ServerConfig
+from mock_server.config import (
+    ClockMode,
+    Mode,
+    RecordMode,
+    RecordPlan,
+    ServerConfig,
+    plan_recording,
+)
 from mock_server.serving import listen_on_loopback
 
 DEFAULT_UPSTREAM = "https://api.capture.page"
@@ -121,10 +128,10 @@ class CaptureMock:
                 "capture_mock.advance() works while replaying; a recording talks to the real "
                 "upstream, whose clock cannot be moved"
             )
-        from mock_server.api import EMULATOR
         from mock_server.clock import ManualClock
+        from mock_server.state import CLOCK
 
-        clock = self._server.app[EMULATOR].clock
+        clock = self._server.app[CLOCK]
         assert isinstance(clock, ManualClock)
         self._server.run(clock.advance(seconds))
 
@@ -132,10 +139,10 @@ class CaptureMock:
         """The requests replay could not answer, with their near misses."""
         if self.recording:
             return []
-        from mock_server.api import EMULATOR
+        from mock_server.state import REPLAY
 
-        player = self._server.app[EMULATOR].player
-        return list(player.misses) if player else []
+        engine = self._server.app[REPLAY].engine
+        return engine.misses() if engine else []
 
 
 def cassette_for(item: pytest.Item, folder: Path, marker: pytest.Mark | None) -> Path:
@@ -181,13 +188,10 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
             "--capture-record-mode=once (it talks to --capture-upstream)",
             pytrace=False,
         )
-    recording = (
-        mode is RecordMode.ALL
-        or (mode is not RecordMode.NONE and not exists)
-        or (mode is RecordMode.NEW_EPISODES)
-    )
+    plan = plan_recording(mode, exists)
+    recording = plan is not RecordPlan.REPLAY
     if recording:
-        server = ThreadedServer(lambda: _proxy_app(cassette, upstream, mode, exists))
+        server = ThreadedServer(lambda: _proxy_app(cassette, upstream, plan))
     else:
         server = ThreadedServer(lambda: _replay_app(cassette))
     server.start()
@@ -198,15 +202,15 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
 
 
 def _replay_app(cassette: Path) -> web.Application:
-    from mock_server.api import make_app
+    from mock_server.app import make_app
 
     return make_app(
         ServerConfig(port=0, clock=ClockMode.MANUAL, mode=Mode.REPLAY, cassettes=(cassette,))
     )
 
 
-def _proxy_app(cassette: Path, upstream: str, mode: RecordMode, exists: bool) -> web.Application:
-    from mock_server.recording import recording_app
+def _proxy_app(cassette: Path, upstream: str, plan: RecordPlan) -> web.Application:
+    from mock_server.replay.episodes import recording_app
 
     cassette.parent.mkdir(parents=True, exist_ok=True)
-    return recording_app(cassette, upstream, mode.value, exists)
+    return recording_app(cassette, upstream, plan)

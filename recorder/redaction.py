@@ -8,8 +8,9 @@
 3. In request JSON bodies: the dotted `json_paths`, and by default the text of `fill` / `type` /
    `type_text` actions aimed at password, secret, token or OTP fields.
 4. Fail closed: the whole record (headers, path, query, bodies, encoded bodies decoded) is
-   scanned for the request's own credentials, the literal `secrets`, the hash and every value
-   redacted so far, raw, base64 and URL-encoded; what is found is replaced and counted.
+   scanned for the request's own credentials, the literal `secrets`, the hash, the tokens of
+   CDP `connectUrl`s and every value redacted so far, raw, base64 and URL-encoded; what is found
+   is replaced and counted.
 
 Must not import `mock_server`.
 """
@@ -40,6 +41,8 @@ SECRET_SELECTOR = re.compile(
     re.IGNORECASE,
 )
 _TEXT_ACTION_VALUE = re.compile(rb':\s*"(?:fill|type|type_text)"')
+# The token in a CDP `connectUrl` (`wss://connect.capture.page/cdp?token=...`): a credential.
+_CONNECT_TOKEN = re.compile(rb'"connectUrl"\s*:\s*"[^"]*?[?&]token=([^"&#\\]+)')
 _MIN_RAW_SECRET = 3  # shorter literals would scrub ordinary text
 _MAX_LEARNED = 1024
 _JOIN_LIMIT = 1 << 16  # below this, the fields are scanned as one joined buffer
@@ -90,6 +93,11 @@ def redact_authorization(value: str) -> tuple[str, str | None, list[str]]:
         return f"{scheme} {REDACTED}", None, [credentials]
     user, secret = decoded
     return redacted_user_value(scheme, user), user, [credentials, f"{user}:{secret}", secret]
+
+
+def connect_tokens(body: bytes) -> list[str]:
+    """The tokens of the CDP `connectUrl`s in a JSON answer."""
+    return [m.group(1).decode("utf-8", "replace") for m in _CONNECT_TOKEN.finditer(body)]
 
 
 def _redact_path(value: Any, parts: list[str]) -> list[str]:
@@ -223,6 +231,8 @@ class Redactor:
             path = blank_signature(path, REDACTED)
             extra = encodings_of(signed[1])
         req_body = self._request_body(req.body)
+        if b"connectUrl" in resp.body:
+            self._learn(connect_tokens(resp.body))
 
         scrub = self._scrubber(creds, extra)
         # Fast path: one substring test per needle over the small fields joined, and per body.

@@ -176,7 +176,7 @@ def find_mitmdump(venv: Path | None) -> str | None:
 
 def time_open(n: int) -> tuple[float, int]:
     """Seconds to open and index an n-exchange cassette for replay, and its size."""
-    from mock_server.player import Player
+    from mock_server.replay.player import Player
     from recorder.cassette import CassetteWriter, WriteMode
     from recorder.records import Interaction, RecordedRequest, RecordedResponse
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from mock_server.api import make_app
+from mock_server.app import make_app
 from mock_server.auth import make_token
 from mock_server.browser import find_browser
 from mock_server.config import ClockMode, ServerConfig

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mock_server.player import Player
+from mock_server.replay.player import Player
 from recorder.audit import audit_cassettes
 from recorder.cassette import CassetteWriter, WriteMode, open_cassette
 from recorder.contract import ONESHOT_ENDPOINTS, credits_between, sign

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from capture import Capture
 
-from mock_server.api import EMULATOR
 from mock_server.config import Mode
+from mock_server.state import BROWSER
 from recorder.cassette import open_cassette
 from tests.emulator import RunningEmulator, emulator_config
 
@@ -24,8 +24,8 @@ async def replaying(name: str, **overrides) -> RunningEmulator:
 
 
 def assert_no_browser(server: RunningEmulator) -> None:
-    emu = server.app[EMULATOR]
-    assert emu.browser.launched is False and emu.browser.browser_pids() == []
+    browser = server.app[BROWSER]
+    assert browser.launched is False and browser.browser_pids() == []
 
 
 async def test_counter_flow_replays_the_readme_quickstart():

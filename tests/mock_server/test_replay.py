@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mock_server.api import EMULATOR
 from mock_server.auth import make_token
 from mock_server.cli import main
 from mock_server.config import Exhausted, Mode
+from mock_server.state import BROWSER
 from tests.contract.schemas import validate
 from tests.emulator import TOKEN, ApiClient, RunningEmulator, emulator_config
 from tests.replay import recording_proxy
@@ -104,8 +104,8 @@ async def test_replay_answers_the_recorded_flow_in_order_without_a_browser(recor
         assert without_ids(replayed) == without_ids(live_answers)
         assert replayed[0][1]["session"]["id"] != live_answers[0][1]["session"]["id"]
         assert [b["elements"][0]["text"] for s, b in replayed if "elements" in b] == ["1", "2"]
-        emu = server.app[EMULATOR]
-        assert emu.browser.launched is False and emu.browser.browser_pids() == []
+        browser = server.app[BROWSER]
+        assert browser.launched is False and browser.browser_pids() == []
         status, journal = await server.call("GET", "/__admin/requests", token=None)
         assert [r["source"].split()[0] for r in journal["requests"]][:3] == ["replay"] * 3
     finally:
@@ -240,7 +240,7 @@ async def test_hybrid_continues_live_with_the_page_rebuilt(recorded, pages, tmp_
         await server.act(sid, "goto", {"url": recorded_url})
         await server.act(sid, "click", {"selector": "#inc"})
         await server.act(sid, "click", {"selector": "#inc"})
-        assert server.app[EMULATOR].browser.launched is False
+        assert server.app[BROWSER].launched is False
         # Never recorded: the session continues live, on a page rebuilt by the two clicks.
         answer = await server.act(sid, "query", {"selector": "#count", "fields": ["text", "id"]})
         assert answer["elements"] == [{"text": "2", "id": "count"}]

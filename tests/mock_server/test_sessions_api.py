@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
-from mock_server.api import EMULATOR
 from mock_server.auth import make_token
+from mock_server.state import BROWSER, REGISTRY
 from tests.contract.schemas import validate
 from tests.emulator import RunningEmulator, emulator_config
 
@@ -284,11 +284,10 @@ async def test_no_browser_answers_503_with_how_to_fix_and_the_server_stays_up(tm
 async def test_a_crashed_browser_ends_its_sessions_in_error_and_is_relaunched(emulator, pages):
     sid = (await emulator.create())["id"]
     await emulator.act(sid, "goto", {"url": pages.url("/counter")})
-    emu = emulator.app[EMULATOR]
-    browser = emu.browser
+    browser = emulator.app[BROWSER]
     root = browser.browser_pids()[0]
     disconnected = asyncio.Event()
-    emu.registry.get(sid, "user_123").page.context.browser.on(
+    emulator.app[REGISTRY].get(sid, "user_123").page.context.browser.on(
         "disconnected", lambda _: disconnected.set()
     )
     os.kill(root, signal.SIGKILL)

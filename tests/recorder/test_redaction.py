@@ -220,3 +220,37 @@ async def test_recorded_cassette_bytes_hold_no_secret_in_any_encoding(upstream, 
         assert entries[-1].path == f"/{USER}/<redacted>/image"
         assert entries[-1].query == query
     assert upstream.received[-1].target == f"/{USER}/{one_shot_hash}/image?{query}"
+
+
+def test_connect_url_token_is_redacted_here_and_in_later_answers():
+    redactor = Redactor()
+    token = "cdpTok_9f8e7d6c5b4a3210"
+    created = json.dumps(
+        {
+            "success": True,
+            "session": {
+                "id": "sess_c",
+                "connectUrl": f"wss://connect.capture.page/cdp?token={token}",
+            },
+        }
+    ).encode()
+    first = Interaction(
+        seq=1,
+        start=0.0,
+        duration=0.0,
+        session_id="sess_c",
+        action_type=None,
+        user=None,
+        request=RecordedRequest("POST", "/v1/sessions", "", (), b'{"cdp":true}'),
+        response=RecordedResponse(201, (("Content-Type", "application/json"),), created),
+    )
+    later = Interaction(
+        **{
+            **{f: getattr(first, f) for f in first.__slots__},
+            "seq": 2,
+            "response": RecordedResponse(200, (), json.dumps({"echo": token}).encode()),
+        }
+    )
+    out = [redactor.redact(first), redactor.redact(later)]
+    assert all(token.encode() not in item.response.body for item in out)
+    assert b"cdp?token=<redacted>" in out[0].response.body

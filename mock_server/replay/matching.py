@@ -1,9 +1,10 @@
 """How a live request is compared with recorded ones: named matchers that say why they failed.
 
-A request is reduced to a `RequestKey` (method, path with the session id mapped, query, canonical
-JSON body with ignored fields dropped); matchers compare two keys field by field and return the
-differences, which a replay miss reports as its near-miss diagnostics (WireMock style). Values a
-secret may hide in (typed text, passwords) are never echoed.
+A request is reduced to a `recorder.comparison.RequestKey` (the rule diff and verify share);
+matchers compare two keys field by field and return the differences, which a replay miss reports
+as its near-miss diagnostics (WireMock style). Values a secret may hide in (typed text,
+passwords) are never echoed. Part of `mock_server.replay`: never imports the app, routes, admin
+or http modules.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
-from recorder.comparison import SECRET_FIELDS, RequestKey, diff_values, request_key
-from recorder.contract import SESSION_PATH, SIGNED_PATH
-
-__all__ = ["SESSION_PATH", "SIGNED_PATH", "RequestKey", "request_key"]
+from recorder.comparison import SECRET_FIELDS, RequestKey, diff_values
 
 HIDDEN_FIELDS = SECRET_FIELDS | {"text"}
 

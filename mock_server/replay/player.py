@@ -1,5 +1,5 @@
-"""The replay engine: plays cassettes session by session while the emulator's own rules (TTL,
-409 after expiry, the per-user limit, billing) keep holding.
+"""The cassette player: indexes cassettes and plays them session by session; the decisions of
+what to answer from it are `mock_server.replay.engine`'s.
 
 Each replayed create gets a fresh session id mapped to a recorded session (the k-th create with a
 given body gets the k-th recorded session with that body, cycling); each replayed session has its
@@ -19,18 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from mock_server.config import Exhausted
-from mock_server.matching import (
-    DEFAULT_MATCHERS,
-    SESSION_PATH,
-    Matcher,
-    RequestKey,
-    differences,
-    match_key,
-    request_key,
-)
+from mock_server.replay.matching import DEFAULT_MATCHERS, Matcher, differences, match_key
 from mock_server.sessions import Session
 from recorder.cassette import Cassette, open_cassette
-from recorder.contract import is_create
+from recorder.comparison import RequestKey, request_key
+from recorder.contract import SESSION_PATH, is_create
 from recorder.records import IndexEntry, Interaction
 
 # Fields of a `session` object that replay recomputes from the mock's own session.
@@ -57,27 +50,6 @@ HOP_BY_HOP = frozenset(
         "content-length",
         "date",
         "server",
-    }
-)
-STATE_CHANGING = frozenset(
-    {
-        "goto",
-        "click",
-        "fill",
-        "type",
-        "type_text",
-        "select",
-        "check",
-        "press",
-        "scroll",
-        "hover",
-        "move_mouse",
-        "drag_mouse",
-        "back",
-        "forward",
-        "reload",
-        "batch",
-        "wait_for_selector",
     }
 )
 EXPIRES_IN = re.compile(rb'"expiresInSeconds"\s*:\s*\d+')
@@ -155,13 +127,6 @@ class Miss:
         error = f"{self.description} was {self.reason} in {self.cassettes}"
         error += f"; closest: {near}" if near else "; nothing close was recorded"
         return {"success": False, "error": error, "closest": self.closest}
-
-
-def describe(key: RequestKey) -> str:
-    text = f"{key.method} {key.path}"
-    if key.action_type:
-        text += f" ({key.action_type})"
-    return text
 
 
 class Player:
@@ -270,6 +235,17 @@ class Player:
         self.replays.clear()
         self.misses.clear()
 
+    # -- replayed sessions ---------------------------------------------------------------
+
+    def begin(self, fresh_id: str, recording: RecordedSession) -> ReplayState:
+        state = self.replays[fresh_id] = ReplayState(fresh_id, recording)
+        return state
+
+    def replaying(self, session_id: str) -> ReplayState | None:
+        """The replay state of a session still being replayed (not diverged), else None."""
+        state = self.replays.get(session_id)
+        return state if state is not None and state.diverged_at is None else None
+
     # -- lookups -------------------------------------------------------------------------
 
     def live_key(
@@ -350,7 +326,7 @@ class Player:
             }
             for _, _, item, diffs in ranked[:3]
         ]
-        asked = describe(key)
+        asked = key.describe()
         if state is not None:  # say what the client asked, with its own session id
             asked = asked.replace(state.recording.recorded_id, state.fresh_id)
         return Miss(asked, self.names, closest, reason)

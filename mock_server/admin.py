@@ -1,0 +1,125 @@
+"""The admin API under `/__admin/`: health, the manual clock, usage, sessions, the journal,
+replay misses, reset, and loading cassettes at runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from mock_server import __version__
+from mock_server.clock import ManualClock
+from mock_server.config import Mode
+from mock_server.errors import BadRequestError, ConflictError
+from mock_server.http import json_response, read_json
+from mock_server.replay.engine import ReplayEngine
+from mock_server.replay.loading import load_player
+from mock_server.state import BROWSER, CLOCK, CONFIG, JOURNAL, LIVE, REGISTRY, REPLAY
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    clock = app[CLOCK]
+    return json_response(
+        {
+            "success": True,
+            "status": "ready",
+            "version": __version__,
+            "clock": "manual" if clock.manual else "real",
+            "now": clock.now(),
+            "browserLaunched": app[BROWSER].launched,
+        }
+    )
+
+
+async def clock_state(request: web.Request) -> web.Response:
+    clock = request.app[CLOCK]
+    return json_response({"success": True, "manual": clock.manual, "now": clock.now()})
+
+
+async def clock_advance(request: web.Request) -> web.Response:
+    clock = request.app[CLOCK]
+    if not isinstance(clock, ManualClock):
+        raise ConflictError("The clock is real; start the server with --clock manual to move time")
+    body = await read_json(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise BadRequestError('Expected {"seconds": N} with N >= 0')
+    now = await clock.advance(float(seconds))
+    return json_response({"success": True, "now": now})
+
+
+async def usage(request: web.Request) -> web.Response:
+    return json_response({"success": True, "users": request.app[REGISTRY].usage()})
+
+
+async def sessions(request: web.Request) -> web.Response:
+    found = [dict(s.snapshot(), user=s.user) for s in request.app[REGISTRY].all()]
+    return json_response({"success": True, "count": len(found), "sessions": found})
+
+
+async def requests(request: web.Request) -> web.Response:
+    journal = list(request.app[JOURNAL].entries)
+    return json_response({"success": True, "count": len(journal), "requests": journal})
+
+
+async def unmatched(request: web.Request) -> web.Response:
+    engine = request.app[REPLAY].engine
+    misses = engine.misses() if engine else []
+    diverged = engine.divergences() if engine else []
+    return json_response(
+        {"success": True, "count": len(misses), "unmatched": misses, "diverged": diverged}
+    )
+
+
+async def reset(request: web.Request) -> web.Response:
+    await reset_state(request.app)
+    return json_response({"success": True, "now": request.app[CLOCK].now()})
+
+
+async def reset_state(app: web.Application) -> None:
+    await app[REGISTRY].reset()
+    engine = app[REPLAY].engine
+    if engine is not None:
+        engine.reset()
+    clock = app[CLOCK]
+    if isinstance(clock, ManualClock):
+        clock.reset(app[CONFIG].manual_clock_start)
+    app[JOURNAL].clear()
+
+
+async def cassettes(request: web.Request) -> web.Response:
+    """Load or switch cassettes at runtime: `{"cassettes": [paths], "mode": "replay"|"hybrid"}`."""
+    app = request.app
+    slot = app[REPLAY]
+    body = await read_json(request)
+    paths = body.get("cassettes") if isinstance(body, dict) else None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequestError('Expected {"cassettes": ["path", ...], "mode"?: "replay"|"hybrid"}')
+    current = slot.mode if slot.mode is not Mode.LIVE else Mode.REPLAY
+    mode = body.get("mode", current.value)
+    if mode not in (Mode.REPLAY, Mode.HYBRID, Mode.LIVE):
+        raise BadRequestError(f"mode must be one of live, replay, hybrid; got {mode!r}")
+    engine = None
+    if paths and mode != Mode.LIVE:
+        player = load_player(app[CONFIG], tuple(Path(p) for p in paths))
+        engine = ReplayEngine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
+    if slot.engine is not None:
+        slot.engine.close()
+    slot.engine = engine
+    await reset_state(app)
+    names = engine.player.names if engine else "none"
+    return json_response({"success": True, "mode": slot.mode.value, "cassettes": names})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/__admin/health", health)
+    r.add_get("/__admin/clock", clock_state)
+    r.add_post("/__admin/clock/advance", clock_advance)
+    r.add_get("/__admin/usage", usage)
+    r.add_get("/__admin/sessions", sessions)
+    r.add_get("/__admin/requests", requests)
+    r.add_get("/__admin/unmatched", unmatched)
+    r.add_post("/__admin/reset", reset)
+    r.add_post("/__admin/cassettes", cassettes)

@@ -1,0 +1,104 @@
+"""The emulated Capture API as one aiohttp application: `make_app(config)`.
+
+`app.cleanup_ctx` owns the long-lived resources: the session registry and its expiry task, the
+live runner, the replay engine over the loaded cassettes, and the browser (its manager launches
+Chromium lazily, on the first session or at warm-up, and is closed here). Each is stored under
+its own typed key (`mock_server.state`). Cassettes are opened in `make_app` so that a bad one
+fails at once, and closed by the same cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from mock_server import admin, routes
+from mock_server.browser import BrowserManager, SessionPage, find_browser
+from mock_server.clock import Clock, ManualClock, RealClock
+from mock_server.config import ClockMode, Mode, ServerConfig
+from mock_server.http import error_middleware, journal_middleware
+from mock_server.live import LiveRunner
+from mock_server.oneshot import setup_oneshot
+from mock_server.replay.engine import ReplayEngine
+from mock_server.replay.loading import load_player
+from mock_server.replay.player import Player
+from mock_server.sessions import SessionRegistry
+from mock_server.state import (
+    BROWSER,
+    CLOCK,
+    CONFIG,
+    JOURNAL,
+    LIVE,
+    REGISTRY,
+    REPLAY,
+    Journal,
+    ReplaySlot,
+)
+
+
+def make_clock(config: ServerConfig) -> Clock:
+    if config.clock == ClockMode.MANUAL:
+        return ManualClock(config.manual_clock_start)
+    return RealClock()
+
+
+def make_app(config: ServerConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[journal_middleware, error_middleware, routes.oneshot_replay_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[CLOCK] = make_clock(config)
+    app[JOURNAL] = Journal()
+    app[REPLAY] = ReplaySlot()
+    app[BROWSER] = BrowserManager(
+        find_browser(config.browser),
+        pool_size=config.context_pool,
+        allow_file_urls=config.allow_file_urls,
+        max_live=config.max_sessions,
+    )
+    player = load_player(config, config.cassettes) if config.cassettes else None
+    app.cleanup_ctx.append(_resources(config, player))
+    routes.add_routes(app)
+    setup_oneshot(app, app[BROWSER], config.users)
+    admin.add_routes(app)
+    return app
+
+
+def _resources(
+    config: ServerConfig, player: Player | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        clock, browser = app[CLOCK], app[BROWSER]
+
+        async def open_page(session_id: str, cdp: bool) -> SessionPage:
+            return await browser.open_session_page(session_id, cdp=cdp)
+
+        registry = app[REGISTRY] = SessionRegistry(
+            clock, max_sessions=config.max_sessions, opener=open_page
+        )
+        live = app[LIVE] = LiveRunner(browser, registry, clock, config.action_timeout)
+        if player is not None and config.mode is not Mode.LIVE:
+            app[REPLAY].engine = ReplayEngine(player, config.mode, registry, clock, live)
+        elif player is not None:
+            player.close()
+        if isinstance(clock, ManualClock):
+            clock.subscribe(registry.sweep)
+        expiry = None if clock.manual else asyncio.create_task(registry.run_expiry())
+        warm = asyncio.create_task(browser.warm_up()) if config.warm_browser else None
+        try:
+            yield
+        finally:
+            for task in (expiry, warm):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            await registry.close_all()
+            await browser.close()
+            engine = app[REPLAY].engine
+            if engine is not None:
+                engine.close()
+
+    return resources

@@ -1,0 +1,60 @@
+"""What the emulator's handlers share, one typed `web.AppKey` per resource.
+
+The browser, registry, live runner and replay slot are created and closed by `mock_server.app`'s
+`cleanup_ctx`; handlers only read them here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from mock_server.browser import BrowserManager
+from mock_server.clock import Clock
+from mock_server.config import Mode, ServerConfig
+from mock_server.live import LiveRunner
+from mock_server.replay.engine import ReplayEngine
+from mock_server.sessions import SessionRegistry
+
+JOURNAL_SIZE = 10_000
+
+
+@dataclass(slots=True)
+class ReplaySlot:
+    """The replay engine in use, if any (`POST /__admin/cassettes` swaps it at runtime)."""
+
+    engine: ReplayEngine | None = None
+
+    @property
+    def mode(self) -> Mode:
+        return self.engine.mode if self.engine is not None else Mode.LIVE
+
+
+@dataclass(slots=True)
+class Journal:
+    """The requests of this run (`GET /__admin/requests`), the newest `JOURNAL_SIZE` kept."""
+
+    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
+    seen: int = 0
+
+    def add(self, **entry: Any) -> None:
+        self.seen += 1
+        self.entries.append({"n": self.seen, **entry})
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.seen = 0
+
+
+CONFIG = web.AppKey("capture_config", ServerConfig)
+CLOCK = web.AppKey("capture_clock", Clock)
+BROWSER = web.AppKey("capture_browser", BrowserManager)
+REGISTRY = web.AppKey("capture_registry", SessionRegistry)
+LIVE = web.AppKey("capture_live", LiveRunner)
+REPLAY = web.AppKey("capture_replay", ReplaySlot)
+JOURNAL = web.AppKey("capture_journal", Journal)
+# Where an answer came from (replay, live, miss...), for the journal.
+SOURCE = web.RequestKey("capture_source", str)
