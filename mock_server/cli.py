@@ -1,17 +1,24 @@
-"""The `capture-replay` command group: `serve` here, the cassette commands from
-`mock_server.cassette_commands`. The only place that reads the environment and argv; it builds
-one frozen config and hands it down. Errors become one line on stderr and exit code 1."""
+"""The `capture-replay` command group: `serve` and `record` here, and the commands over cassette
+files mounted from `recorder.cli` and `recorder.cli_guard`. The only place that reads the
+environment and argv; it builds one frozen config and hands it down. Errors become one line on
+stderr and exit code 1 through `recorder.cli_errors` (the one mapping).
+
+`record --record-mode new_episodes` composes the proxy with `mock_server.recording`'s replayer.
+Imports no command module other than the recorder's two it mounts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mock_server import __version__, cassette_commands, report_commands
+from mock_server import __version__
 from mock_server.config import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
@@ -20,18 +27,47 @@ from mock_server.config import (
     ClockMode,
     Exhausted,
     Mode,
+    RecordMode,
     ServerConfig,
     read_users_file,
 )
 from mock_server.errors import CaptureError
-from mock_server.matching import parse_matchers
 from mock_server.serving import install_uvloop, serve_until_stopped
+from recorder import cli as cassette_cli
+from recorder import cli_guard
+from recorder.cassette import WriteMode
+from recorder.cli_errors import one_line_errors
+from recorder.contract import DEFAULT_UPSTREAM
+from recorder.proxy import DEFAULT_PORT as PROXY_PORT
+from recorder.proxy import ProxyConfig, run_proxy, serve_proxy
+from recorder.redaction import RedactionRules
+
+if TYPE_CHECKING:
+    from mock_server.recording import EpisodeReplayer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="capture-replay")
 def main() -> None:
     """Record, replay and emulate the Capture browser-sessions API offline."""
+
+
+for _group in (cassette_cli.commands, cli_guard.commands):
+    for _command in _group.commands.values():
+        main.add_command(_command)
+
+
+def _serve(config: ServerConfig, banner: str) -> None:
+    """Build the emulator's app, serve until stopped; each failure is one line, exit 1."""
+    from mock_server.api import make_app
+
+    with one_line_errors(also=(CaptureError,)):
+        app = make_app(config)
+    install_uvloop()
+    try:
+        asyncio.run(serve_until_stopped(app, config.host, config.port, banner))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
@@ -46,8 +82,8 @@ def main() -> None:
 @click.option(
     "--clock",
     "clock",
-    type=click.Choice([m.value for m in ClockMode]),
-    default="real",
+    type=click.Choice(ClockMode, case_sensitive=False),
+    default=ClockMode.REAL.value,
     show_default=True,
     help="real: wall time. manual: time moves only via POST /__admin/clock/advance.",
 )
@@ -107,7 +143,7 @@ def main() -> None:
 )
 @click.option(
     "--mode",
-    type=click.Choice([m.value for m in Mode]),
+    type=click.Choice(Mode, case_sensitive=False),
     default=None,
     help="live: local Chromium. replay: cassettes only, never a browser. hybrid: replay, and "
     "continue a session live from its first miss. [default: replay with --cassette, else live]",
@@ -129,8 +165,8 @@ def main() -> None:
 )
 @click.option(
     "--exhausted",
-    type=click.Choice([e.value for e in Exhausted]),
-    default="repeat",
+    type=click.Choice(Exhausted, case_sensitive=False),
+    default=Exhausted.REPEAT.value,
     show_default=True,
     help="When a request's recorded answers are used up: repeat the last one, or miss.",
 )
@@ -145,7 +181,7 @@ def main() -> None:
 def serve(
     host: str,
     port: int,
-    clock: str,
+    clock: ClockMode,
     browser: str | None,
     default_ttl: int,
     max_sessions: int,
@@ -154,16 +190,16 @@ def serve(
     action_timeout: float,
     context_pool: int,
     cassettes: tuple[Path, ...],
-    mode: str | None,
+    mode: Mode | None,
     match_on: tuple[str, ...],
     ignore: tuple[str, ...],
-    exhausted: str,
+    exhausted: Exhausted,
     latency: str,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
-    from mock_server.api import make_app
     from mock_server.browser import find_browser
+    from mock_server.replay.matching import parse_matchers
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -171,11 +207,9 @@ def serve(
     )
     users = None
     if users_file is not None:
-        try:
+        with one_line_errors(also=(ValueError,)):
             users = read_users_file(users_file)
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
-    chosen = Mode(mode) if mode else (Mode.REPLAY if cassettes else Mode.LIVE)
+    chosen = mode or (Mode.REPLAY if cassettes else Mode.LIVE)
     if chosen is not Mode.LIVE and not cassettes:
         raise click.UsageError(f"--mode {chosen.value} needs at least one --cassette")
     matchers = tuple(m.strip() for item in match_on for m in item.split(",") if m.strip())
@@ -193,7 +227,7 @@ def serve(
     config = ServerConfig(
         host=host,
         port=port,
-        clock=ClockMode(clock),
+        clock=clock,
         browser=resolved,
         default_ttl=default_ttl,
         max_sessions=max_sessions,
@@ -206,24 +240,15 @@ def serve(
         cassettes=cassettes,
         match_on=matchers,
         ignore=ignore,
-        exhausted=Exhausted(exhausted),
+        exhausted=exhausted,
         latency=parse_latency(latency),
     )
-    install_uvloop()
-    what = f"{chosen.value}, clock {clock}, " + (
+    what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"
         if cassettes
         else f"browser {resolved or 'none'}"
     )
-    try:
-        app = make_app(config)
-    except CaptureError as err:
-        raise click.ClickException(err.message) from err
-    banner = f"capture-replay {__version__} serving ({what})"
-    try:
-        asyncio.run(serve_until_stopped(app, host, port, banner))
-    except KeyboardInterrupt:
-        pass
+    _serve(config, f"capture-replay {__version__} serving ({what})")
 
 
 def parse_latency(value: str) -> str | float | None:
@@ -242,8 +267,167 @@ def parse_latency(value: str) -> str | float | None:
     return ms
 
 
-cassette_commands.register(main)
-report_commands.register(main)
+# -- record ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--upstream", default=DEFAULT_UPSTREAM, show_default=True, help="Capture API base URL."
+)
+@click.option(
+    "--cassette",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Cassette file to write.",
+)
+@click.option("--append", is_flag=True, help="Add to an existing cassette.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing cassette.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=PROXY_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind (0 picks a free one).",
+)
+@click.option(
+    "--redact-header",
+    "redact_headers",
+    multiple=True,
+    metavar="NAME",
+    help="Blank this header's value (repeatable).",
+)
+@click.option(
+    "--redact-json",
+    "redact_json",
+    multiple=True,
+    metavar="PATH",
+    help="Blank a dotted path in request JSON bodies, e.g. payload.value (repeatable).",
+)
+@click.option(
+    "--redact-secret",
+    "redact_secrets",
+    multiple=True,
+    metavar="VALUE",
+    help="Remove a literal everywhere, raw, base64 or URL-encoded (repeatable).",
+)
+@click.option(
+    "--no-password-rule",
+    is_flag=True,
+    help="Keep text typed into password/secret/token fields (redacted by default).",
+)
+@click.option(
+    "--connect-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds to connect upstream; over it the client gets 502.",
+)
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds for a whole upstream exchange; over it the client gets 504.",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds SIGINT/SIGTERM waits for exchanges in flight.",
+)
+@click.option("--fsync", is_flag=True, help="fsync the cassette after every record.")
+@click.option(
+    "--record-mode",
+    type=click.Choice(
+        [RecordMode.ALL, RecordMode.NEW_EPISODES, RecordMode.ONCE], case_sensitive=False
+    ),
+    default=RecordMode.ALL.value,
+    show_default=True,
+    help="all: forward everything. new_episodes: answer what the cassette has, forward and "
+    "append the rest. once: record if the cassette does not exist, else replay only.",
+)
+def record(
+    upstream: str,
+    cassette: Path,
+    append: bool,
+    overwrite: bool,
+    host: str,
+    port: int,
+    redact_headers: tuple[str, ...],
+    redact_json: tuple[str, ...],
+    redact_secrets: tuple[str, ...],
+    no_password_rule: bool,
+    connect_timeout: float,
+    timeout: float,
+    shutdown_timeout: float,
+    fsync: bool,
+    record_mode: RecordMode,
+) -> None:
+    """Record traffic to the Capture API through a local reverse proxy."""
+    if append and overwrite:
+        raise click.UsageError("--append and --overwrite exclude each other")
+    existed = cassette.exists()
+    if existed and record_mode is RecordMode.ONCE:
+        config = ServerConfig(host=host, port=port, mode=Mode.REPLAY, cassettes=(cassette,))
+        _serve(config, f"capture-replay: {cassette} exists (record mode once): replaying only")
+        return
+    episodes = None
+    if existed and record_mode is RecordMode.NEW_EPISODES:
+        from mock_server.recording import EpisodeReplayer
+
+        episodes = EpisodeReplayer(cassette)
+    elif existed and not (append or overwrite):
+        raise click.ClickException(f"{cassette}: already exists; pass --append or --overwrite")
+    with one_line_errors():
+        rules = RedactionRules(
+            headers=frozenset(redact_headers),
+            json_paths=redact_json,
+            secrets=redact_secrets,
+            password_fields=not no_password_rule,
+        )
+    config = ProxyConfig(
+        cassette=cassette,
+        upstream=upstream,
+        mode=WriteMode.APPEND if append else WriteMode.OVERWRITE if overwrite else WriteMode.NEW,
+        redaction=rules,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
+        host=host,
+        port=port,
+        fsync=fsync,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+    def ready(url: str) -> None:
+        click.echo(f"capture-replay recording {upstream} into {cassette} on {url}", err=True)
+
+    def stopping(in_flight: int) -> None:
+        click.echo(f"stopping: finishing {in_flight} exchanges in flight", err=True)
+
+    try:
+        with one_line_errors(f"cannot listen on {host}:{port}", also=(CaptureError,)):
+            if episodes is None:
+                serve_proxy(config, on_ready=ready, on_stopping=stopping)
+            else:
+                install_uvloop()
+                asyncio.run(_record_new_episodes(episodes, config, ready, stopping))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _record_new_episodes(
+    episodes: EpisodeReplayer,  # mock_server.recording's, imported when the mode needs it
+    config: ProxyConfig,
+    ready: Callable[[str], None],
+    stopping: Callable[[int], None],
+) -> None:
+    from mock_server.recording import proxy_config_for
+
+    async with episodes.running():
+        await run_proxy(proxy_config_for(config, episodes), on_ready=ready, on_stopping=stopping)
+
 
 if __name__ == "__main__":
     sys.exit(main())

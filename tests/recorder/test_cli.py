@@ -1,4 +1,5 @@
-"""The cassette commands through click's CliRunner: inspect, export, audit, repair, bad input."""
+"""The cassette commands through click's CliRunner: inspect, export, audit, repair, bad input;
+and `record` refusing to clobber a cassette, through the real `capture-replay` group."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import msgpack
 import pytest
 from click.testing import CliRunner
 
-from mock_server.cassette_commands import SECRETS_FOUND_EXIT, register
 from recorder.cassette import FORMAT_NAME, CassetteWriter
+from recorder.cli import SECRETS_FOUND_EXIT, commands
 from recorder.records import Interaction
 from tests.recorder.builders import exchange as _x
 
@@ -100,9 +101,7 @@ def write(path: Path, items: list[Interaction]) -> Path:
 
 @pytest.fixture
 def cli() -> click.Group:
-    group = click.Group("capture-replay")
-    register(group)
-    return group
+    return commands
 
 
 @pytest.fixture
@@ -279,10 +278,12 @@ def test_bad_input_gives_one_line_and_exit_1(cli, runner, tmp_path, command, kin
         assert "upgrade capture-replay" in lines[0]
 
 
-def test_record_refuses_existing_cassette(cli, runner, recorded):
-    result = runner.invoke(cli, ["record", "--cassette", str(recorded), "--port", "0"])
+def test_record_refuses_existing_cassette(runner, recorded):
+    from mock_server.cli import main
+
+    result = runner.invoke(main, ["record", "--cassette", str(recorded), "--port", "0"])
     assert result.exit_code == 1 and "--append or --overwrite" in result.stderr
-    both = runner.invoke(cli, ["record", "--cassette", str(recorded), "--append", "--overwrite"])
+    both = runner.invoke(main, ["record", "--cassette", str(recorded), "--append", "--overwrite"])
     assert both.exit_code == 2
 
 

@@ -9,13 +9,12 @@ import io
 import json
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
-from mock_server.report_commands import register
 from recorder.cassette import CassetteWriter, open_cassette
+from recorder.cli_guard import commands
 from recorder.diff import compare_images, diff_cassettes
 from tests.recorder.builders import exchange
 
@@ -238,8 +237,7 @@ def test_diff_reports_status_changes_and_removed_exchanges(tmp_path):
 
 
 def _cli():
-    group = click.Group()
-    register(group)
+    group = commands
     return group
 
 

@@ -8,12 +8,11 @@ import io
 import random
 import re
 
-import click
 from click.testing import CliRunner
 from PIL import Image
 
-from mock_server.report_commands import register
 from recorder.cassette import open_cassette
+from recorder.cli_guard import commands
 from recorder.report import FULL_MAX_BYTES, THUMB_WIDTH, make_shot, render_report
 from tests.recorder.test_diff import png, write_flow
 
@@ -59,8 +58,7 @@ def test_report_is_self_contained_with_lanes_thumbnails_and_credits(tmp_path):
 def test_report_command_writes_the_file_and_reports_progress(tmp_path):
     path = write_flow(tmp_path / "flow.cassette")
     out = tmp_path / "report.html"
-    group = click.Group()
-    register(group)
+    group = commands
     result = CliRunner().invoke(group, ["report", str(path), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
@@ -71,8 +69,7 @@ def test_report_command_writes_the_file_and_reports_progress(tmp_path):
 def test_report_command_rejects_a_file_that_is_not_a_cassette(tmp_path):
     junk = tmp_path / "junk.cassette"
     junk.write_bytes(b"")
-    group = click.Group()
-    register(group)
+    group = commands
     result = CliRunner().invoke(group, ["report", str(junk), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {junk}: empty file, not a capture-replay cassette"

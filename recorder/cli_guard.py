@@ -1,10 +1,12 @@
-"""The guard commands of `capture-replay`: `report` (a self-contained HTML timeline of
+"""The commands that guard what was recorded: `report` (a self-contained HTML timeline of
 cassettes), `diff` (drift between two cassettes) and `verify` (drift between a cassette and a
-live target). `register(group)` adds them to the CLI group.
+live target), on the click group `commands` (which `mock_server.cli` mounts into
+`capture-replay`).
 
 The logic lives in `recorder.report`, `recorder.diff` and `recorder.verify`; this module parses
 flags, shows progress on stderr and maps outcomes to exit codes: 0 no drift, 1 drift or bad
-input (one line on stderr), 2 usage, 130 interrupted.
+input (one line on stderr, through `recorder.cli_errors`), 2 usage, 130 interrupted. Imports no
+other command module, and never `mock_server`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from pathlib import Path
 
 import click
 
-from mock_server.cassette_commands import fail, opened_cassettes
 from recorder.cassette import Cassette
+from recorder.cli_errors import one_line_errors, opened_cassettes
 from recorder.diff import DEFAULT_IMAGE_THRESHOLD, DiffReport, diff_cassettes
-from recorder.errors import RecorderError, VerifyError
+from recorder.errors import VerifyError
 from recorder.report import render_report
-from recorder.verify import VerifyResult, verify_cassette
+from recorder.verify import VerifyResult, target_url, verify_cassette
 
 DRIFT_EXIT = 1
 INTERRUPTED_EXIT = 130
+TOKEN_HINT = "pass --token or set CAPTURE_REPLAY_TOKEN"
 _THRESHOLD = click.option(
     "--image-threshold",
     type=click.FloatRange(0, 1),
@@ -38,10 +41,9 @@ _THRESHOLD = click.option(
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-def register(group: click.Group) -> None:
-    """Add `report`, `diff` and `verify` to `group`."""
-    for command in (report, diff, verify):
-        group.add_command(command)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def commands() -> None:
+    """Guard what was recorded: an HTML report, drift between cassettes or against a target."""
 
 
 @contextlib.contextmanager
@@ -76,7 +78,7 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 # -- report --------------------------------------------------------------------------------------
 
 
-@click.command()
+@commands.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "-o",
@@ -92,14 +94,9 @@ def report(files: tuple[Path, ...], output: Path) -> None:
         opened_cassettes(files, warn_torn=True) as cassettes,
         _progress("reading exchanges") as progress,
     ):
-        try:
-            document = render_report(cassettes, on_progress=progress)
-        except RecorderError as err:
-            fail(err)
-    try:
+        document = render_report(cassettes, on_progress=progress)
+    with one_line_errors(f"{output}: cannot write"):
         output.write_text(document, encoding="utf-8")
-    except OSError as err:
-        raise click.ClickException(f"{output}: cannot write: {err.strerror or err}") from err
     click.echo(f"wrote {output} ({len(document.encode()) // 1024} KB)")
 
 
@@ -110,7 +107,7 @@ def _print_report(result: DiffReport, as_json: bool) -> None:
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.to_text())
 
 
-@click.command()
+@commands.command()
 @click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
 @_THRESHOLD
@@ -118,10 +115,7 @@ def _print_report(result: DiffReport, as_json: bool) -> None:
 def diff(a: Path, b: Path, image_threshold: float, as_json: bool) -> None:
     """Exchanges added, removed or changed from cassette A to cassette B. Exits 1 on drift."""
     with opened_cassettes((a, b), warn_torn=True) as (first, second):
-        try:
-            result = diff_cassettes(first, second, image_threshold)
-        except RecorderError as err:
-            fail(err)
+        result = diff_cassettes(first, second, image_threshold)
     _print_report(result, as_json)
     if result.drift:
         click.get_current_context().exit(DRIFT_EXIT)
@@ -168,10 +162,21 @@ async def _verify_until_interrupted(
             loop.remove_signal_handler(signal.SIGINT)
 
 
-@click.command()
+def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return target_url(value)
+    except VerifyError as err:
+        raise click.BadParameter(str(err), ctx, param) from err
+
+
+@commands.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--against", required=True, metavar="URL", help="Live target, e.g. http://127.0.0.1:8790."
+    "--against",
+    required=True,
+    metavar="URL",
+    callback=_target,
+    help="Live target, e.g. http://127.0.0.1:8790.",
 )
 @click.option(
     "--token",
@@ -211,14 +216,12 @@ def verify(
                     cassette, against, token, image_threshold, timeout, progress
                 )
             )
-        except VerifyError as err:
-            hint = "" if token else "; pass --token or set CAPTURE_REPLAY_TOKEN"
+        except VerifyError as err:  # the run could not start (the target checked by _target)
+            hint = "" if token else f"; {TOKEN_HINT}"
             raise click.UsageError(f"{err}{hint}") from err
         except (asyncio.CancelledError, KeyboardInterrupt):
             click.echo("aborted", err=True)
             click.get_current_context().exit(INTERRUPTED_EXIT)
-        except RecorderError as err:
-            fail(err)
     _print_report(result.report, as_json)
     if result.closed_leftovers:
         click.echo(f"closed {result.closed_leftovers} live session(s) left open", err=True)
