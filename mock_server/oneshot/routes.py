@@ -10,8 +10,6 @@ ones for the app's error middleware to answer. Must not import `mock_server.api`
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,6 +18,7 @@ from playwright.async_api import Error as PlaywrightError
 from mock_server.actions.budget import Budget
 from mock_server.browser import error_message
 from mock_server.errors import ActionTimeoutError, CaptureError
+from mock_server.http import json_response
 from mock_server.oneshot.capture import (
     capture_animated,
     capture_content,
@@ -45,9 +44,6 @@ DEFAULT_TIMEOUT_S = 90.0
 # Concurrent one-shot captures; more wait their turn (inside their own time budget).
 MAX_CONCURRENT = 4
 
-# The same compact UTF-8 JSON as the sessions API answers.
-_dumps = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
-
 
 async def _capture(
     browser: BrowserManager, endpoint: str, options: Any, budget: Budget
@@ -62,8 +58,8 @@ async def _capture(
         gif = await capture_animated(browser, options, budget)
         return web.Response(body=gif, content_type="image/gif")
     if endpoint == "content":
-        return web.json_response(await capture_content(browser, options, budget), dumps=_dumps)
-    return web.json_response(await capture_metadata(browser, options, budget), dumps=_dumps)
+        return json_response(await capture_content(browser, options, budget))
+    return json_response(await capture_metadata(browser, options, budget))
 
 
 def setup_oneshot(
