@@ -44,6 +44,11 @@ _TEXT_ACTION_VALUE = re.compile(rb':\s*"(?:fill|type|type_text)"')
 # The token in a CDP `connectUrl` (`wss://connect.capture.page/cdp?token=...`): a credential.
 _CONNECT_TOKEN = re.compile(rb'"connectUrl"\s*:\s*"[^"]*?[?&]token=([^"&#\\]+)')
 _MIN_RAW_SECRET = 3  # shorter literals would scrub ordinary text
+# A base64 core of fewer groups would match by chance inside large blobs (screenshots).
+_MIN_CORE_GROUPS = 3
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+WITHHELD_HEADER = "X-Capture-Replay-Withheld"
+DEFAULT_MAX_DECODED = 64 * 1024 * 1024
 _MAX_LEARNED = 1024
 _JOIN_LIMIT = 1 << 16  # below this, the fields are scanned as one joined buffer
 
@@ -54,6 +59,8 @@ class RedactionRules:
     json_paths: tuple[str, ...] = ()  # dotted paths into request JSON bodies, e.g. payload.value
     secrets: tuple[str, ...] = ()  # literals removed wherever they occur
     password_fields: bool = True  # the default rule for text typed into secret-looking fields
+    # An encoded answer is decoded to be scanned; past this size it is withheld, not stored.
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED
 
     def __post_init__(self) -> None:
         for path in self.json_paths:
@@ -69,15 +76,50 @@ class RedactionStats:
     secrets_scrubbed: int = 0  # occurrences of literal / learned secrets removed
 
 
+def _aligned_base64_cores(raw: bytes) -> set[bytes]:
+    """What `raw` looks like inside a longer base64 blob: for each of the three alignments, the
+    base64 characters that only its bytes determine (std and url-safe alphabets)."""
+    cores: set[bytes] = set()
+    for skip in range(3):
+        data = b"\0" * skip + raw
+        first = -(-skip // 3)  # the first 3-byte group made of `raw`'s bytes only
+        last = len(data) // 3  # groups past this one hold bytes after `raw`
+        if last - first < _MIN_CORE_GROUPS:
+            continue
+        for b64 in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+            cores.add(b64[4 * first : 4 * last])
+    return cores
+
+
+def _json_escapes(secret: str) -> set[bytes]:
+    """A secret as JSON encoders write it inside a string: Python's and PHP's escapes
+    (`\\uXXXX` for non-ASCII, `\\/`), and every character as `\\uXXXX`."""
+    plain = json.dumps(secret)[1:-1]
+    every = "".join(f"\\u{ord(c):04x}" for c in secret if ord(c) < 0x10000)
+    return {
+        plain.encode(),
+        plain.replace("/", "\\/").encode(),
+        every.encode(),
+        every.upper().replace("\\U", "\\u").encode(),
+    }
+
+
 def encodings_of(secret: str) -> list[bytes]:
-    """The wire forms of a secret: raw, URL-encoded, base64 (std, url-safe, unpadded)."""
+    """The wire forms of a secret, longest first: raw, percent-encoded (upper- and lower-case
+    hex), JSON-escaped, hex, and base64 (std and url-safe, padded or not, whole or at any of the
+    three alignments inside a longer blob)."""
     raw = secret.encode()
     forms: set[bytes] = set()
     if len(secret) >= _MIN_RAW_SECRET:
-        forms.update({raw, quote(secret, safe="").encode(), quote_plus(secret).encode()})
+        quoted = {quote(secret, safe=""), quote_plus(secret)}
+        forms.update(q.encode() for q in quoted)
+        forms.update(_PERCENT.sub(lambda m: m.group(0).lower(), q).encode() for q in quoted)
+        forms.update(_json_escapes(secret))
+        forms.update({raw, raw.hex().encode(), raw.hex().upper().encode()})
     for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         if len(b64) >= 4:
             forms.update({b64, b64.rstrip(b"="), quote(b64.decode(), safe="").encode()})
+    forms.update(_aligned_base64_cores(raw))
     forms.discard(b"")
     return sorted(forms, key=len, reverse=True)
 
@@ -231,8 +273,15 @@ class Redactor:
             path = blank_signature(path, REDACTED)
             extra = encodings_of(signed[1])
         req_body = self._request_body(req.body)
-        if b"connectUrl" in resp.body:
-            self._learn(connect_tokens(resp.body))
+        encoded = bool(codings_of(resp_headers))
+        decoded, withheld = resp.body, None
+        if encoded:
+            try:
+                decoded = decode(resp_headers, resp.body, limit=self.rules.max_decoded_bytes)
+            except BodyDecodeError as err:
+                decoded, withheld = b"", f"body withheld, it could not be scanned: {err}"
+        if b"connectUrl" in decoded:
+            self._learn(connect_tokens(decoded))
 
         scrub = self._scrubber(creds, extra)
         # Fast path: one substring test per needle over the small fields joined, and per body.
@@ -246,7 +295,6 @@ class Redactor:
                 *(v for _, v in resp_headers),
             ]
         ).encode("utf-8", "surrogateescape")
-        encoded = any(k.lower() == "content-encoding" for k, _ in resp_headers)
         if len(req_body) + len(resp.body) < _JOIN_LIMIT:
             clean = not scrub.found(b"\n".join((small, req_body, resp.body)))
         else:
@@ -265,7 +313,13 @@ class Redactor:
                 error=item.error,
             )
         req_headers = scrub.headers(req_headers)
-        resp_headers, resp_body = scrub.encoded_body(resp_headers, resp.body)
+        if withheld is not None:
+            resp_headers, resp_body = (
+                (*_without_coding(resp_headers), (WITHHELD_HEADER, withheld)),
+                b"",
+            )
+        else:
+            resp_headers, resp_body = scrub.encoded_body(resp_headers, resp.body, decoded)
         new_req = RecordedRequest(
             method=req.method,
             path=scrub.text(path),
@@ -344,19 +398,17 @@ class Scrubber:
     def headers(self, headers: Headers) -> Headers:
         return tuple((name, self.text(value)) for name, value in headers)
 
-    def encoded_body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+    def encoded_body(self, headers: Headers, body: bytes, decoded: bytes) -> tuple[Headers, bytes]:
         """Scrub a body; an encoded body (gzip, deflate, br, zstd) holding a needle is stored
-        decoded and scrubbed, without its Content-Encoding."""
-        if not codings_of(headers) or not self.needles:
-            return headers, self.body(body)
-        try:
-            decoded = decode(headers, body)
-        except BodyDecodeError:
+        decoded and scrubbed (`decoded` is its decoded form), without its Content-Encoding."""
+        if decoded is body:
             return headers, self.body(body)
         scrubbed = self.body(decoded)
         if scrubbed is decoded:
             return headers, body
-        kept = tuple(
-            (k, v) for k, v in headers if k.lower() not in ("content-encoding", "content-length")
-        )
-        return (*kept, ("Content-Length", str(len(scrubbed)))), scrubbed
+        return (*_without_coding(headers), ("Content-Length", str(len(scrubbed)))), scrubbed
+
+
+def _without_coding(headers: Headers) -> Headers:
+    drop = ("content-encoding", "content-length")
+    return tuple((k, v) for k, v in headers if k.lower() not in drop)

@@ -11,15 +11,22 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 import brotli
+import psutil
 import pytest
 from backports import zstd
 from yarl import URL
 
-from recorder.cassette import open_cassette
+from recorder.audit import audit_cassettes
+from recorder.cassette import CassetteWriter, WriteMode, open_cassette
 from recorder.errors import RedactionRuleError
 from recorder.proxy import ProxyConfig
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
-from recorder.redaction import RedactionRules, Redactor, redact_authorization
+from recorder.redaction import (
+    WITHHELD_HEADER,
+    RedactionRules,
+    Redactor,
+    redact_authorization,
+)
 from tests.recorder.conftest import running_proxy
 
 USER = "user_123"
@@ -254,3 +261,65 @@ def test_connect_url_token_is_redacted_here_and_in_later_answers():
     out = [redactor.redact(first), redactor.redact(later)]
     assert all(token.encode() not in item.response.body for item in out)
     assert b"cdp?token=<redacted>" in out[0].response.body
+
+
+def _answer_with(body: bytes, headers: tuple = (("Content-Type", "application/json"),)):
+    item = _action({"type": "title", "payload": {}}, (("Authorization", f"Bearer {TOKEN}"),))
+    return Interaction(
+        **{
+            **{f: getattr(item, f) for f in item.__slots__},
+            "response": RecordedResponse(200, headers, body),
+        }
+    )
+
+
+def _escaped_forms(value: str) -> dict[str, bytes]:
+    raw = value.encode()
+    noise = bytes(range(7, 200))
+    forms = {
+        "json \\u": "".join(f"\\u{ord(c):04x}" for c in value).encode(),
+        "json \\/": value.replace("/", "\\/").encode(),
+        "percent lower": quote(value, safe="").lower().encode(),
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+    }
+    for skip in range(3):
+        blob = noise[:skip] + raw + noise
+        forms[f"base64 at {skip}"] = base64.b64encode(blob)
+        forms[f"base64url at {skip}"] = base64.urlsafe_b64encode(noise[:30] + blob)
+    return forms
+
+
+@pytest.mark.parametrize("form", sorted(_escaped_forms(SECRET)))
+def test_the_request_secret_is_scrubbed_and_audited_in_every_encoding(tmp_path, form):
+    encoded = _escaped_forms(SECRET)[form]
+    body = b'{"shot":{"bodyBase64":"' + encoded + b'"}}'
+    path = tmp_path / "leak.msgpack"
+    with CassetteWriter(path, upstream="http://upstream", mode=WriteMode.NEW) as writer:
+        writer.append(Redactor().redact(_answer_with(body)))
+    assert encoded not in path.read_bytes()
+    # the same bytes stored without redaction are found by audit's scan of the request's secret
+    raw_path = tmp_path / "raw.msgpack"
+    with CassetteWriter(raw_path, upstream="http://upstream", mode=WriteMode.NEW) as writer:
+        writer.append(_answer_with(body))
+    with open_cassette(raw_path) as cassette:
+        findings = audit_cassettes([cassette], secrets=[SECRET]).findings
+    assert any(f.where == "response body" for f in findings), form
+
+
+def test_an_answer_in_an_unknown_content_coding_is_withheld_not_stored():
+    item = _answer_with(b"opaque " + TOKEN.encode(), (("Content-Encoding", "x-custom"),))
+    out = Redactor().redact(item)
+    assert out.response.body == b""
+    assert "x-custom" in out.response.header(WITHHELD_HEADER)
+    assert out.response.header("content-encoding") is None
+
+
+def test_a_gzip_bomb_is_withheld_without_inflating_it():
+    bomb = gzip.compress(b"\0" * (512 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 1024 * 1024
+    process = psutil.Process()
+    before = process.memory_info().rss
+    out = Redactor().redact(_answer_with(bomb, (("Content-Encoding", "gzip"),)))
+    assert out.response.body == b"" and "more than" in out.response.header(WITHHELD_HEADER)
+    assert process.memory_info().rss - before < 256 * 1024 * 1024
