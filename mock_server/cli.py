@@ -9,7 +9,6 @@ Imports no command module other than the recorder's two it mounts.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from mock_server.config import (
     read_users_file,
 )
 from mock_server.errors import CaptureError
-from mock_server.serving import install_uvloop, serve_until_stopped
+from mock_server.serving import bind, run, serve_app
 from recorder import cli as cassette_cli
 from recorder import cli_guard
 from recorder.cassette import WriteMode
@@ -58,16 +57,14 @@ for _group in (cassette_cli.commands, cli_guard.commands):
 
 
 def _serve(config: ServerConfig, banner: str) -> None:
-    """Build the emulator's app, serve until stopped; each failure is one line, exit 1."""
-    from mock_server.api import make_app
+    """Build the emulator's app, bind, serve until stopped; each failure is one line, exit 1."""
+    from mock_server.app import make_app
 
     with one_line_errors(also=(CaptureError,)):
         app = make_app(config)
-    install_uvloop()
-    try:
-        asyncio.run(serve_until_stopped(app, config.host, config.port, banner))
-    except KeyboardInterrupt:
-        pass
+    with one_line_errors(f"cannot listen on {config.host}:{config.port}"):
+        sock = bind(config.host, config.port)
+    serve_app(app, sock, banner)
 
 
 @main.command()
@@ -411,8 +408,7 @@ def record(
             if episodes is None:
                 serve_proxy(config, on_ready=ready, on_stopping=stopping)
             else:
-                install_uvloop()
-                asyncio.run(_record_new_episodes(episodes, config, ready, stopping))
+                run(_record_new_episodes(episodes, config, ready, stopping))
     except KeyboardInterrupt:
         pass
 
