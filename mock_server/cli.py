@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import click
 
@@ -35,8 +36,9 @@ from mock_server.serving import bind, run, serve_app
 from recorder import cli as cassette_cli
 from recorder import cli_guard
 from recorder.cassette import WriteMode
-from recorder.cli_errors import one_line_errors
+from recorder.cli_errors import error_line, one_line_errors
 from recorder.contract import DEFAULT_UPSTREAM
+from recorder.errors import RecorderError
 from recorder.proxy import DEFAULT_PORT as PROXY_PORT
 from recorder.proxy import ProxyConfig, run_proxy, serve_proxy
 from recorder.redaction import RedactionRules
@@ -365,6 +367,13 @@ def record(
     """Record traffic to the Capture API through a local reverse proxy."""
     if append and overwrite:
         raise click.UsageError("--append and --overwrite exclude each other")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.ClickException(f"--upstream must be an http(s) URL, got {upstream!r}")
+    folder = cassette.parent
+    if not folder.is_dir():
+        state = "is not a directory" if folder.exists() else "does not exist"
+        raise click.ClickException(f"{cassette}: the cassette's directory {folder} {state}")
     existed = cassette.exists()
     if existed and record_mode is RecordMode.ONCE:
         config = ServerConfig(host=host, port=port, mode=Mode.REPLAY, cassettes=(cassette,))
@@ -396,21 +405,31 @@ def record(
         fsync=fsync,
         shutdown_timeout=shutdown_timeout,
     )
+    listening = False
 
     def ready(url: str) -> None:
+        nonlocal listening
+        listening = True
         click.echo(f"capture-replay recording {upstream} into {cassette} on {url}", err=True)
 
     def stopping(in_flight: int) -> None:
         click.echo(f"stopping: finishing {in_flight} exchanges in flight", err=True)
 
     try:
-        with one_line_errors(f"cannot listen on {host}:{port}", also=(CaptureError,)):
-            if episodes is None:
-                serve_proxy(config, on_ready=ready, on_stopping=stopping)
-            else:
-                run(_record_new_episodes(episodes, config, ready, stopping))
+        if episodes is None:
+            serve_proxy(config, on_ready=ready, on_stopping=stopping)
+        else:
+            run(_record_new_episodes(episodes, config, ready, stopping))
     except KeyboardInterrupt:
         pass
+    except (RecorderError, OSError, CaptureError) as err:
+        # Before the proxy listens, an OSError naming no file is the bind (or the host's lookup).
+        failed_bind = isinstance(err, OSError) and not listening and not err.filename
+        doing = f"cannot listen on {host}:{port}" if failed_bind else None
+        raise click.ClickException(error_line(err, doing)) from err
+    finally:
+        if not listening and not existed:
+            cassette.unlink(missing_ok=True)  # created by this start-up, holds no exchange
 
 
 async def _record_new_episodes(
