@@ -384,8 +384,6 @@ def record(
         from mock_server.recording import EpisodeReplayer
 
         episodes = EpisodeReplayer(cassette)
-    elif existed and not (append or overwrite):
-        raise click.ClickException(f"{cassette}: already exists; pass --append or --overwrite")
     with one_line_errors():
         rules = RedactionRules(
             headers=frozenset(redact_headers),

@@ -438,8 +438,8 @@ class CassetteWriter:
                 if existing.torn_tail is not None:
                     raise TornCassetteError(
                         self.path,
-                        f"ends in a torn record ({existing.torn_tail.size} bytes at "
-                        f"{existing.torn_tail.offset}); run `capture-replay repair` first",
+                        f"ends in a torn record ({existing.torn_tail.size} bytes at byte "
+                        f"{existing.torn_tail.offset}); repair it first",
                     )
                 if existing.version < FORMAT_VERSION:
                     rewrite_current(existing)
@@ -447,13 +447,11 @@ class CassetteWriter:
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
         else:
             if mode is WriteMode.NEW and self.path.exists():
-                raise CassetteExistsError(self.path, "already exists; pass --append or --overwrite")
+                raise CassetteExistsError(self.path, "already exists")
             try:
                 self._file = open(self.path, "xb" if mode is WriteMode.NEW else "wb")  # noqa: SIM115
             except FileExistsError as err:
-                raise CassetteExistsError(
-                    self.path, "already exists; pass --append or --overwrite"
-                ) from err
+                raise CassetteExistsError(self.path, "already exists") from err
             self._write(encode_header(upstream))
         self._seq = first_seq
         self._seq_lock = threading.Lock()

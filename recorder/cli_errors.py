@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from recorder.cassette import Cassette, open_cassette
-from recorder.errors import RecorderError
+from recorder.errors import CassetteExistsError, RecorderError, TornCassetteError
 
 ERROR_EXIT = 1  # click.ClickException's exit code: bad input, a failed start, an I/O error
 
@@ -25,6 +25,10 @@ ERROR_EXIT = 1  # click.ClickException's exit code: bad input, a failed start, a
 def error_line(err: BaseException, doing: str | None = None) -> str:
     """The one line the CLI prints for `err`. `doing` says what an `OSError` interrupted
     (e.g. "cannot listen on 127.0.0.1:8791"); without it the file the error names leads."""
+    if isinstance(err, CassetteExistsError):
+        return f"{err}; pass --append or --overwrite"
+    if isinstance(err, TornCassetteError):
+        return f"{err} (`capture-replay repair {err.path}`)"
     if isinstance(err, OSError):
         reason = err.strerror or str(err) or type(err).__name__
         if doing is not None:

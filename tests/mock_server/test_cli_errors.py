@@ -91,3 +91,14 @@ def test_serve_that_cannot_listen_says_so(tmp_path, busy_port):
     cassette = write_cassette(tmp_path / "flow.msgpack")
     line = one_line(capture_replay("serve", "--cassette", str(cassette), "--port", str(busy_port)))
     assert line == f"Error: cannot listen on 127.0.0.1:{busy_port}: Address already in use"
+
+
+def test_record_names_the_flags_and_commands_that_help(tmp_path):
+    """Library errors name no flag; the CLI's one mapping adds the hint."""
+    existing = write_cassette(tmp_path / "flow.msgpack")
+    line = one_line(capture_replay("record", "--cassette", str(existing), "--port", "0"))
+    assert line == f"Error: {existing}: already exists; pass --append or --overwrite"
+    existing.write_bytes(existing.read_bytes()[:-5])  # a torn tail
+    args = ("record", "--cassette", str(existing), "--port", "0", "--append")
+    line = one_line(capture_replay(*args))
+    assert "ends in a torn record" in line and f"`capture-replay repair {existing}`" in line
