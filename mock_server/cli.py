@@ -28,7 +28,9 @@ from mock_server.config import (
     Exhausted,
     Mode,
     RecordMode,
+    RecordPlan,
     ServerConfig,
+    plan_recording,
     read_users_file,
 )
 from mock_server.errors import CaptureError
@@ -375,12 +377,13 @@ def record(
         state = "is not a directory" if folder.exists() else "does not exist"
         raise click.ClickException(f"{cassette}: the cassette's directory {folder} {state}")
     existed = cassette.exists()
-    if existed and record_mode is RecordMode.ONCE:
+    plan = plan_recording(record_mode, existed)
+    if plan is RecordPlan.REPLAY:
         config = ServerConfig(host=host, port=port, mode=Mode.REPLAY, cassettes=(cassette,))
         _serve(config, f"capture-replay: {cassette} exists (record mode once): replaying only")
         return
     episodes = None
-    if existed and record_mode is RecordMode.NEW_EPISODES:
+    if plan is RecordPlan.EPISODES:
         from mock_server.recording import EpisodeReplayer
 
         episodes = EpisodeReplayer(cassette)
