@@ -376,7 +376,8 @@ def record(
     if not folder.is_dir():
         state = "is not a directory" if folder.exists() else "does not exist"
         raise click.ClickException(f"{cassette}: the cassette's directory {folder} {state}")
-    existed = cassette.exists()
+    with one_line_errors():
+        existed = cassette.exists()
     plan = plan_recording(record_mode, existed)
     if plan is RecordPlan.REPLAY:
         config = ServerConfig(host=host, port=port, mode=Mode.REPLAY, cassettes=(cassette,))

@@ -63,6 +63,13 @@ def test_record_into_a_missing_directory_names_it(tmp_path):
     assert not missing.exists()
 
 
+def test_record_reports_a_file_error_as_one_not_as_listening(tmp_path):
+    cassette = tmp_path / ("x" * 300 + ".msgpack")
+    line = one_line(capture_replay("record", "--cassette", str(cassette), "--port", "0"))
+    assert "cannot listen" not in line
+    assert line.endswith(f"{cassette}: File name too long")
+
+
 def test_record_refuses_an_upstream_that_is_not_http_and_leaves_no_file(tmp_path):
     cassette = tmp_path / "x.msgpack"
     args = ("record", "--cassette", str(cassette), "--port", "0")
