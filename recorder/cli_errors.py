@@ -19,8 +19,6 @@ import click
 from recorder.cassette import Cassette, open_cassette
 from recorder.errors import CassetteExistsError, RecorderError, TornCassetteError
 
-ERROR_EXIT = 1  # click.ClickException's exit code: bad input, a failed start, an I/O error
-
 
 def error_line(err: BaseException, doing: str | None = None) -> str:
     """The one line the CLI prints for `err`. `doing` says what an `OSError` interrupted
