@@ -1,8 +1,17 @@
 """The admin API under `/__admin/`: health, the manual clock, usage, sessions, the journal,
-replay misses, reset, and loading cassettes at runtime."""
+replay misses, reset, and loading cassettes at runtime.
+
+A web page must not be able to drive it (even one loaded in the emulator's own browser): a
+request carrying an `Origin` other than the server's own is refused (403), admin POSTs take only
+`application/json` (415; a page's simple `text/plain` POST needs no CORS preflight), and with an
+admin token every admin request needs `Authorization: Bearer <token>` (401). Cassettes are loaded
+only from below the cassette folder, and a path outside it is refused without saying whether it
+exists.
+"""
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 
 from aiohttp import web
@@ -10,11 +19,40 @@ from aiohttp import web
 from mock_server import __version__
 from mock_server.clock import ManualClock
 from mock_server.config import Mode
-from mock_server.errors import BadRequestError, ConflictError
-from mock_server.http import json_response, read_json
+from mock_server.errors import (
+    BadRequestError,
+    CaptureError,
+    ConflictError,
+    ForbiddenError,
+    UnauthorizedError,
+)
+from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
 from mock_server.state import BROWSER, CLOCK, CONFIG, JOURNAL, LIVE, REGISTRY, REPLAY
+
+MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
+
+
+class UnsupportedMediaTypeError(CaptureError):
+    status = 415
+
+
+@web.middleware
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise ForbiddenError(f"Admin requests from another origin ({origin}) are refused")
+    token = request.app[CONFIG].admin_token
+    if token is not None and not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        raise UnauthorizedError("The admin API needs Authorization: Bearer <admin token>")
+    if request.method == "POST" and request.content_type != "application/json":
+        raise UnsupportedMediaTypeError("Admin POSTs take Content-Type: application/json")
+    return await handler(request)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -43,8 +81,14 @@ async def clock_advance(request: web.Request) -> web.Response:
         raise ConflictError("The clock is real; start the server with --clock manual to move time")
     body = await read_json(request)
     seconds = body.get("seconds") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise BadRequestError('Expected {"seconds": N} with N >= 0')
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_ADVANCE_SECONDS
+    ):
+        raise BadRequestError(
+            f'Expected {{"seconds": N}} with 0 <= N <= {MAX_ADVANCE_SECONDS} (ten years)'
+        )
     now = await clock.advance(float(seconds))
     return json_response({"success": True, "now": now})
 
@@ -102,7 +146,7 @@ async def cassettes(request: web.Request) -> web.Response:
         raise BadRequestError(f"mode must be one of live, replay, hybrid; got {mode!r}")
     engine = None
     if paths and mode != Mode.LIVE:
-        player = load_player(app[CONFIG], tuple(Path(p) for p in paths))
+        player = load_player(app[CONFIG], tuple(within_cassette_dir(app, p) for p in paths))
         engine = ReplayEngine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
     if slot.engine is not None:
         slot.engine.close()
@@ -110,6 +154,15 @@ async def cassettes(request: web.Request) -> web.Response:
     await reset_state(app)
     names = engine.player.names if engine else "none"
     return json_response({"success": True, "mode": slot.mode.value, "cassettes": names})
+
+
+def within_cassette_dir(app: web.Application, name: str) -> Path:
+    """`name` resolved below the cassette folder; anything else is refused without a look."""
+    root = (app[CONFIG].cassette_dir or Path.cwd()).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise BadRequestError(f"{name}: cassettes are loaded only from below {root}")
+    return path
 
 
 def add_routes(app: web.Application) -> None:

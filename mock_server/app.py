@@ -46,7 +46,12 @@ def make_clock(config: ServerConfig) -> Clock:
 
 def make_app(config: ServerConfig) -> web.Application:
     app = web.Application(
-        middlewares=[journal_middleware, error_middleware, routes.oneshot_replay_middleware],
+        middlewares=[
+            journal_middleware,
+            error_middleware,
+            admin.guard_middleware,
+            routes.oneshot_replay_middleware,
+        ],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
@@ -77,7 +82,11 @@ def _resources(
             return await browser.open_session_page(session_id, cdp=cdp)
 
         registry = app[REGISTRY] = SessionRegistry(
-            clock, max_sessions=config.max_sessions, opener=open_page
+            clock,
+            max_sessions=config.max_sessions,
+            max_total=config.max_total_sessions,
+            keep_closed=config.keep_closed,
+            opener=open_page,
         )
         live = app[LIVE] = LiveRunner(browser, registry, clock, config.action_timeout)
         if player is not None and config.mode is not Mode.LIVE:

@@ -3,7 +3,8 @@ handed to `make_app(config)`. Nothing below the CLI reads `os.environ`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -11,6 +12,19 @@ DEFAULT_PORT = 8790
 DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 900
 DEFAULT_MAX_SESSIONS = 5
+DEFAULT_KEEP_CLOSED_SECONDS = 3600.0
+# What one live session holds in the browser (a context and a page), for sizing the global cap.
+SESSION_MEMORY_BYTES = 150 * 1024 * 1024
+
+
+def default_max_total_sessions() -> int:
+    """Live sessions for all users together: half the machine's memory at ~150 MB a session,
+    between 5 and 200 (2 GB: 6, 24 GB: 81)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 20
+    return max(DEFAULT_MAX_SESSIONS, min(200, memory // 2 // SESSION_MEMORY_BYTES))
 
 
 class ClockMode(StrEnum):
@@ -96,6 +110,14 @@ class ServerConfig:
     cycle_sessions: bool = True
     # None: answer at once; "recorded": after the recorded duration; a number: fixed ms.
     latency: str | float | None = None
+    # Live sessions for all users together (the local machine's limit); over it, 429.
+    max_total_sessions: int = field(default_factory=default_max_total_sessions)
+    # Seconds (server clock) a closed or expired session stays readable before it is forgotten.
+    keep_closed: float = DEFAULT_KEEP_CLOSED_SECONDS
+    # When set, /__admin/ requests need `Authorization: Bearer <admin_token>`.
+    admin_token: str | None = None
+    # The folder `POST /__admin/cassettes` may load from; None: the working directory.
+    cassette_dir: Path | None = None
 
 
 def read_users_file(path: Path) -> dict[str, str]:

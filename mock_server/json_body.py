@@ -1,12 +1,35 @@
 """A request's JSON body as the contract wants it read: an invalid body is a 400 in the
-contract's error shape, never a traceback. Imports no aiohttp (replay and live use it too)."""
+contract's error shape, never a traceback. JSON's strict grammar holds: no `NaN` or `Infinity`,
+no lone surrogate in a string, and nesting deeper than Python's recursion allows is a 400 too.
+Imports no aiohttp (replay and live use it too)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from mock_server.errors import BadRequestError
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def parse_json(raw: bytes, *, optional: bool = False) -> Any:
@@ -16,9 +39,14 @@ def parse_json(raw: bytes, *, optional: bool = False) -> Any:
             return None
         raise BadRequestError("A JSON body is required")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as err:
+        raise BadRequestError("Request body is not valid JSON: nested too deeply") from err
+    except (UnicodeDecodeError, ValueError) as err:
         raise BadRequestError(f"Request body is not valid JSON: {err}") from err
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise BadRequestError("Request body is not valid JSON: a string holds a lone surrogate")
+    return value
 
 
 def json_bytes(body: Any) -> bytes:

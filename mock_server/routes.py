@@ -9,11 +9,10 @@ from aiohttp import web
 from mock_server.auth import authenticate
 from mock_server.devices import device_list
 from mock_server.http import Handler, json_response, miss_response, replayed_response
-from mock_server.json_body import parse_json
 from mock_server.live import inactive_error
 from mock_server.replay.engine import GoLive, Outcome
 from mock_server.replay.player import Miss
-from mock_server.sessions import Session, parse_create_options
+from mock_server.sessions import Session, parse_create_request
 from mock_server.state import CLOCK, CONFIG, LIVE, REGISTRY, REPLAY, SOURCE
 from recorder.contract import DEVICES_PATH, SESSIONS_PATH, SIGNED_PATH
 
@@ -44,7 +43,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     app = request.app
     user = await current_user(request)
     raw = await request.read()
-    options = parse_create_options(parse_json(raw, optional=True), app[CONFIG].default_ttl)
+    options = parse_create_request(raw, app[CONFIG].default_ttl)
     engine = app[REPLAY].engine
     if engine is not None:
         outcome = await engine.create(user, options, request.path, request.query_string, raw)

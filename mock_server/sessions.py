@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from mock_server.clock import Clock
 from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
+from mock_server.json_body import parse_json
 from recorder.contract import credits_for, duration_seconds, format_time
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ class SessionOptions:
             "bypassBotDetection": self.bypass_bot_detection,
             "cdp": self.cdp,
         }
+
+
+def parse_create_request(raw: bytes, default_ttl: int) -> SessionOptions:
+    """A create request's body: none at all means the defaults; JSON `null` is no object (400)."""
+    body = parse_json(raw, optional=True)
+    if body is None and raw.strip():
+        raise BadRequestError("Invalid session options: the body must be a JSON object")
+    return parse_create_options(body, default_ttl)
 
 
 def parse_create_options(body: Any, default_ttl: int) -> SessionOptions:
@@ -119,6 +128,10 @@ class Session:
         if not self.active:
             return 0
         return max(0, math.ceil(round(self.expires_at - now, 6)))
+
+    def usage(self) -> tuple[str, int, int]:
+        """(user, credits billed, actions) for the usage totals."""
+        return self.user, self.billed_credits or 0, self.action_count
 
     def count_action(self, action_type: str, ok: bool) -> None:
         entry = self.breakdown.setdefault(action_type, {"total": 0, "success": 0, "error": 0})
@@ -184,11 +197,17 @@ class SessionRegistry:
         clock: Clock,
         *,
         max_sessions: int,
+        max_total: int | None = None,
+        keep_closed: float | None = None,
         opener: PageOpener | None = None,
         id_factory: Callable[[], str] | None = None,
     ) -> None:
         self.clock = clock
         self.max_sessions = max_sessions
+        # All users together (the local machine's limit, not Capture's); None: no limit.
+        self.max_total = max_total
+        # Seconds a finished session stays readable (GET, 409) before it is forgotten.
+        self.keep_closed = keep_closed
         self.opener = opener
         self._sessions: dict[str, Session] = {}
         self._active: dict[str, Session] = {}  # the sessions whose status is active
@@ -196,6 +215,8 @@ class SessionRegistry:
         self._new_id = id_factory or (lambda: f"sess_{uuid.uuid4()}")
         self._changed = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
+        # Usage of sessions forgotten after the retention window (usage totals keep them).
+        self._forgotten: list[tuple[str, int, int]] = []
 
     # -- queries -------------------------------------------------------------------------
 
@@ -213,14 +234,15 @@ class SessionRegistry:
 
     def usage(self) -> dict[str, dict[str, int]]:
         per_user: dict[str, dict[str, int]] = {}
-        for s in self._sessions.values():
+        kept = [(*s.usage(), int(s.active)) for s in self._sessions.values()]
+        for user, credits, actions, active in [*kept, *((*u, 0) for u in self._forgotten)]:
             u = per_user.setdefault(
-                s.user, {"sessions": 0, "active": 0, "creditsBilled": 0, "actions": 0}
+                user, {"sessions": 0, "active": 0, "creditsBilled": 0, "actions": 0}
             )
             u["sessions"] += 1
-            u["active"] += int(s.active)
-            u["creditsBilled"] += s.billed_credits or 0
-            u["actions"] += s.action_count
+            u["active"] += active
+            u["creditsBilled"] += credits
+            u["actions"] += actions
         return per_user
 
     def next_expiry(self) -> float | None:
@@ -237,6 +259,16 @@ class SessionRegistry:
         with_page: bool = True,
     ) -> Session:
         await self.sweep()
+        if self.max_total is not None:
+            total = len(self._active) + sum(self._reserved.values())
+            if total >= self.max_total:
+                raise SessionLimitError(
+                    f"This local capture-replay server already runs {total} sessions, its limit "
+                    f"for all users together (--max-total-sessions {self.max_total}); close a "
+                    "session or wait for one to expire",
+                    activeSessionCount=self.active_count(user),
+                    maxConcurrentSessions=self.max_sessions,
+                )
         in_use = self.active_count(user) + self._reserved.get(user, 0)
         if in_use >= self.max_sessions:
             raise SessionLimitError(
@@ -280,13 +312,20 @@ class SessionRegistry:
             await self._release_page(session)
 
     async def sweep(self) -> None:
-        """Expire every active session whose TTL has passed, billed up to its TTL."""
+        """Expire every active session whose TTL has passed, billed up to its TTL; forget
+        finished sessions older than the retention window."""
         now = self.clock.now()
         due = [s for s in self._active.values() if s.expires_at <= now]
         for session in due:
             self._finalize(session, SessionStatus.EXPIRED, session.expires_at)
         for session in due:
             await self._release_page(session)
+        if self.keep_closed is not None and len(self._sessions) > len(self._active):
+            horizon = now - self.keep_closed
+            for sid, session in list(self._sessions.items()):
+                if session.closed_at is not None and session.closed_at <= horizon:
+                    del self._sessions[sid]
+                    self._forgotten.append(session.usage())
 
     def _finalize(self, session: Session, status: SessionStatus, at: float) -> None:
         self._active.pop(session.id, None)
@@ -310,6 +349,7 @@ class SessionRegistry:
 
     async def reset(self) -> None:
         await self.close_all()
+        self._forgotten.clear()
         self._sessions.clear()
         self._active.clear()
         self._reserved.clear()

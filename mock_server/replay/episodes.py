@@ -22,12 +22,12 @@ from mock_server.auth import authenticate
 from mock_server.clock import RealClock
 from mock_server.config import DEFAULT_TTL_SECONDS, Mode, RecordPlan, ServerConfig
 from mock_server.errors import CaptureError, MethodNotAllowedError
-from mock_server.json_body import json_bytes, parse_json
+from mock_server.json_body import json_bytes
 from mock_server.live import inactive_error
 from mock_server.replay.engine import GoLive, Outcome, ReplayEngine
 from mock_server.replay.loading import load_player
 from mock_server.replay.player import Miss
-from mock_server.sessions import SessionRegistry, parse_create_options
+from mock_server.sessions import SessionRegistry, parse_create_request
 from recorder.cassette import WriteMode
 from recorder.contract import is_action_path, is_create, session_id_from_path, signed_parts
 from recorder.proxy import ProxyConfig, make_proxy_app
@@ -91,7 +91,7 @@ class EpisodeReplayer:
     ) -> Outcome | Answered | None:
         if is_create(method, path):
             user = authenticate(headers.get("Authorization"), None)
-            options = parse_create_options(parse_json(body, optional=True), DEFAULT_TTL_SECONDS)
+            options = parse_create_request(body, DEFAULT_TTL_SECONDS)
             outcome = await engine.create(user, options, path, query, body)
             return None if isinstance(outcome, Miss) else outcome  # a new episode
         sid = session_id_from_path(path)

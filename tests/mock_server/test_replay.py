@@ -259,11 +259,11 @@ async def test_hybrid_continues_live_with_the_page_rebuilt(recorded, pages, tmp_
 
 async def test_admin_reset_and_cassette_switching(recorded, pages, tmp_path):
     cassette, _ = recorded
-    server = await replay_server(cassette)
+    server = await replay_server(cassette, cassette_dir=tmp_path)
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
         await server.advance(50)
-        status, body = await server.call("POST", "/__admin/reset", token=None)
+        status, body = await server.call("POST", "/__admin/reset", {}, token=None)
         assert status == 200
         status, body = await server.call("GET", f"/v1/sessions/{sid}")
         assert status == 404
