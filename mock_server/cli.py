@@ -9,6 +9,7 @@ Imports no command module other than the recorder's two it mounts.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import click
 
 from mock_server import __version__
 from mock_server.config import (
+    DEFAULT_KEEP_CLOSED_SECONDS,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
     DEFAULT_TTL_SECONDS,
@@ -30,11 +32,18 @@ from mock_server.config import (
     RecordMode,
     RecordPlan,
     ServerConfig,
+    default_max_total_sessions,
     plan_recording,
     read_users_file,
 )
 from mock_server.errors import CaptureError
-from mock_server.serving import bind, run, serve_app
+from mock_server.serving import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    bind,
+    run,
+    serve_app,
+)
 from recorder import cli as cassette_cli
 from recorder import cli_guard
 from recorder.cassette import WriteMode
@@ -60,7 +69,21 @@ for _group in (cassette_cli.commands, cli_guard.commands):
         main.add_command(_command)
 
 
-def _serve(config: ServerConfig, banner: str) -> None:
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(
+    config: ServerConfig,
+    banner: str,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> None:
     """Build the emulator's app, bind, serve until stopped; each failure is one line, exit 1."""
     from mock_server.app import make_app
 
@@ -68,7 +91,7 @@ def _serve(config: ServerConfig, banner: str) -> None:
         app = make_app(config)
     with one_line_errors(f"cannot listen on {config.host}:{config.port}"):
         sock = bind(config.host, config.port)
-    serve_app(app, sock, banner)
+    serve_app(app, sock, banner, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
 @main.command()
@@ -178,6 +201,52 @@ def _serve(config: ServerConfig, banner: str) -> None:
     metavar="none|recorded|MS",
     help="Replayed answers: at once, after the recorded duration, or after MS milliseconds.",
 )
+@click.option(
+    "--max-total-sessions",
+    default=default_max_total_sessions(),
+    show_default=True,
+    type=click.IntRange(1),
+    help="Live sessions for all users together (this machine's limit: half its memory at "
+    "~150 MB a session); one more gets 429.",
+)
+@click.option(
+    "--keep-closed",
+    default=DEFAULT_KEEP_CLOSED_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="How long (server clock) a closed or expired session stays readable before it is "
+    "forgotten.",
+)
+@click.option(
+    "--admin-token",
+    envvar="CAPTURE_REPLAY_ADMIN_TOKEN",
+    default=None,
+    help="Require `Authorization: Bearer TOKEN` on /__admin/ routes [env "
+    "CAPTURE_REPLAY_ADMIN_TOKEN]; required when --host is not a loopback address.",
+)
+@click.option(
+    "--cassette-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The folder POST /__admin/cassettes may load from. [default: the working directory]",
+)
+@click.option(
+    "--idle-timeout",
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="Close a connection that sends no whole request for this long (also an idle "
+    "keep-alive one).",
+)
+@click.option(
+    "--max-connections",
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections at most; one more is answered 503 and closed.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -196,6 +265,12 @@ def serve(
     ignore: tuple[str, ...],
     exhausted: Exhausted,
     latency: str,
+    max_total_sessions: int,
+    keep_closed: float,
+    admin_token: str | None,
+    cassette_dir: Path | None,
+    idle_timeout: float,
+    max_connections: int,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -218,6 +293,17 @@ def serve(
         parse_matchers(matchers)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--match-on") from err
+    if not is_loopback_host(host):
+        if admin_token is None:
+            raise click.UsageError(
+                f"--host {host} is not a loopback address: set --admin-token (or "
+                "CAPTURE_REPLAY_ADMIN_TOKEN) so that the admin API is not open to the network"
+            )
+        click.echo(
+            f"warning: serving on {host}, reachable from other machines; the API takes any "
+            "well-formed token unless --users is given",
+            err=True,
+        )
     resolved = find_browser(browser)
     if resolved is None and chosen is not Mode.REPLAY:
         click.echo(
@@ -243,13 +329,18 @@ def serve(
         ignore=ignore,
         exhausted=exhausted,
         latency=parse_latency(latency),
+        max_total_sessions=max_total_sessions,
+        keep_closed=keep_closed,
+        admin_token=admin_token,
+        cassette_dir=cassette_dir.resolve() if cassette_dir else Path.cwd(),
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"
         if cassettes
         else f"browser {resolved or 'none'}"
     )
-    _serve(config, f"capture-replay {__version__} serving ({what})")
+    banner = f"capture-replay {__version__} serving ({what})"
+    _serve(config, banner, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
 def parse_latency(value: str) -> str | float | None:

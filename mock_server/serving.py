@@ -1,18 +1,27 @@
-"""Running aiohttp apps: from the CLI until SIGINT/SIGTERM (`serve_app`, on `web.run_app` with
-uvloop when it is installed), a coroutine on the same kind of loop (`run`), and in-process on a
-loopback port (`listen_on_loopback`, for the pytest plugin, new_episodes and the tests).
+"""Running aiohttp apps: from the CLI until SIGINT/SIGTERM (`serve_app`, with uvloop when it is
+installed), a coroutine on the same kind of loop (`run`), and in-process on a loopback port
+(`listen_on_loopback`, for the pytest plugin, new_episodes and the tests).
 
-`serve_app` binds the socket itself before handing it to `run_app`: a failed bind is told apart
-from any other start-up error, and the URL printed is the bound one (port 0 included). Imports no
-command module; errors are left to the caller's one mapping (`recorder.cli_errors`).
+`serve_app` binds the socket itself: a failed bind is told apart from any other start-up error,
+and the URL printed is the bound one (port 0 included). It guards the server's edges: a
+connection that has not sent a whole request within `idle_timeout` seconds of connecting, or of
+its last answer, is closed (aiohttp's keep-alive timer, which also covers a request trickled in
+byte by byte); past `max_connections` open connections a new one gets a 503 JSON answer and is
+closed at once. That cap is why `web.run_app` is not used: it takes no protocol factory, so this
+module serves through aiohttp's public runner API (`AppRunner`, `runner.server`,
+`Server.connections`) and `loop.create_server`. Imports no command module; errors are left to
+the caller's one mapping (`recorder.cli_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
 import socket
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 import click
 from aiohttp import web
@@ -57,22 +66,84 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve_app(app: web.Application, sock: socket.socket, banner: str) -> None:
+DEFAULT_IDLE_TIMEOUT = 15.0
+DEFAULT_MAX_CONNECTIONS = 1024
+
+
+class _Refusal(asyncio.Protocol):
+    """Answers a connection over the cap with a 503 in the contract's error shape, then closes."""
+
+    def __init__(self, limit: int) -> None:
+        body = json.dumps(
+            {
+                "success": False,
+                "error": f"This local capture-replay server already has {limit} open "
+                "connections, its limit; retry when one closes",
+            }
+        ).encode()
+        # One fixed answer written before any request is read: no HTTP stack is needed for it.
+        self.answer = (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        writer = cast(asyncio.WriteTransport, transport)  # uvloop's are not asyncio's classes
+        writer.write(self.answer)
+        writer.close()
+
+
+def capped(server: web.Server, limit: int) -> Callable[[], asyncio.BaseProtocol]:
+    """A protocol factory: aiohttp's request handler, or a refusal past `limit` connections."""
+
+    def factory() -> asyncio.BaseProtocol:
+        if len(server.connections) >= limit:
+            return _Refusal(limit)
+        return server()
+
+    return factory
+
+
+def serve_app(
+    app: web.Application,
+    sock: socket.socket,
+    banner: str,
+    *,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> None:
     """Serve `app` on the bound `sock` until SIGINT/SIGTERM, printing `banner on URL` once
     listening; answers in flight finish, then the app's resources are closed."""
+    run(serve_until_stopped(app, sock, banner, idle_timeout, max_connections))
+
+
+async def serve_until_stopped(
+    app: web.Application,
+    sock: socket.socket,
+    banner: str,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stop: asyncio.Event | None = None,
+) -> None:
     url = url_of(sock)
-
-    async def stopping(app: web.Application) -> None:
+    stop = stop or asyncio.Event()
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_timeout)
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    listening = None
+    try:
+        assert runner.server is not None
+        listening = await loop.create_server(capped(runner.server, max_connections), sock=sock)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+                loop.add_signal_handler(sig, stop.set)
+        click.echo(f"{banner} on {url}  (Ctrl-C to stop)", err=True)
+        await stop.wait()
         click.echo("stopping…", err=True)
-
-    app.on_shutdown.append(stopping)
-    web.run_app(
-        app,
-        sock=sock,
-        access_log=None,
-        print=lambda _: click.echo(f"{banner} on {url}  (Ctrl-C to stop)", err=True),
-        loop=new_event_loop(),
-    )
+    finally:
+        if listening is not None:
+            listening.close()
+        await runner.cleanup()
 
 
 async def listen_on_loopback(runner: web.AppRunner, port: int = 0) -> str:

@@ -221,7 +221,7 @@ def scan_secrets(
                 kind = f"{match.group(1).decode().title()} token of base64(user:secret)"
                 found.append(SecretFinding(cassette, item.seq, where, kind))
         if any(needle in data for _, needle in needles):
-            found.append(SecretFinding(cassette, item.seq, where, "a --secret value"))
+            found.append(SecretFinding(cassette, item.seq, where, "a given secret"))
     return found
 
 

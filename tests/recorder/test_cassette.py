@@ -188,7 +188,7 @@ def test_garbage_after_records_is_reported_as_torn(tmp_path):
 def test_writer_refuses_existing_and_appends_continuing_sequence(tmp_path):
     path = tmp_path / "a.cassette"
     _write(path, [_item(1)])
-    with pytest.raises(CassetteExistsError, match="--append or --overwrite"):
+    with pytest.raises(CassetteExistsError, match="already exists"):
         CassetteWriter(path, upstream="u")
     with CassetteWriter(path, upstream="u", mode=WriteMode.APPEND) as writer:
         assert writer.next_seq() == 2

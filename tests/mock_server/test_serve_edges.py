@@ -1,0 +1,91 @@
+"""`capture-replay serve` at its edges, as a real process: connections that never finish a
+request are closed after `--idle-timeout`, a connection past `--max-connections` gets a 503 JSON
+answer, and binding a non-loopback address needs an admin token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mock_server.cli import main
+from recorder.cassette import CassetteWriter
+from tests.recorder.builders import exchange
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[tuple[str, int]]:
+    cassette = tmp_path / "c.msgpack"
+    with CassetteWriter(cassette, upstream="https://api.capture.page") as writer:
+        writer.append(exchange(1, 0, "GET", "/v1/sessions/sess_a", sid="sess_a"))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mock_server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--cassette",
+            str(cassette),
+            "--idle-timeout",
+            "1",
+            "--max-connections",
+            "3",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"on http://([\d.]+):(\d+)", line)
+        assert match, line
+        yield match.group(1), int(match.group(2))
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+async def test_incomplete_requests_are_closed_and_extra_connections_refused(served):
+    host, port = served
+    slow = []
+    for _ in range(3):  # a slowloris: a request line that never ends
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        await writer.drain()
+        slow.append((reader, writer))
+    refused = b""
+    for _ in range(5):  # the server may not have accepted all three yet: try again
+        reader, writer = await asyncio.open_connection(host, port)
+        refused = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        if refused:
+            break
+    head, _, body = refused.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503")
+    answer = json.loads(body)
+    assert answer["success"] is False and "open connections" in answer["error"]
+    for reader, writer in slow:  # closed by the server after --idle-timeout, unanswered
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    reader, writer = await asyncio.open_connection(host, port)  # room again
+    writer.write(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+def test_binding_beyond_loopback_needs_an_admin_token():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code == 2 and "--admin-token" in result.output
