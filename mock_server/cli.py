@@ -3,7 +3,8 @@ files mounted from `recorder.cli` and `recorder.cli_guard`. The only place that 
 environment and argv; it builds one frozen config and hands it down. Errors become one line on
 stderr and exit code 1 through `recorder.cli_errors` (the one mapping).
 
-`record --record-mode new_episodes` composes the proxy with `mock_server.recording`'s replayer.
+`record --record-mode new_episodes` composes the proxy with `mock_server.replay.episodes`'s
+in-process replayer.
 Imports no command module other than the recorder's two it mounts.
 """
 
@@ -55,7 +56,7 @@ from recorder.proxy import ProxyConfig, run_proxy, serve_proxy
 from recorder.redaction import RedactionRules
 
 if TYPE_CHECKING:
-    from mock_server.recording import EpisodeReplayer
+    from mock_server.replay.episodes import EpisodeReplayer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -476,7 +477,7 @@ def record(
         return
     episodes = None
     if plan is RecordPlan.EPISODES:
-        from mock_server.recording import EpisodeReplayer
+        from mock_server.replay.episodes import EpisodeReplayer
 
         episodes = EpisodeReplayer(cassette)
     with one_line_errors():
@@ -526,12 +527,12 @@ def record(
 
 
 async def _record_new_episodes(
-    episodes: EpisodeReplayer,  # mock_server.recording's, imported when the mode needs it
+    episodes: EpisodeReplayer,  # imported when the mode needs it
     config: ProxyConfig,
     ready: Callable[[str], None],
     stopping: Callable[[int], None],
 ) -> None:
-    from mock_server.recording import proxy_config_for
+    from mock_server.replay.episodes import proxy_config_for
 
     async with episodes.running():
         await run_proxy(proxy_config_for(config, episodes), on_ready=ready, on_stopping=stopping)

@@ -100,7 +100,7 @@ class ServerConfig:
     warm_browser: bool = False
     mode: Mode = Mode.LIVE
     cassettes: tuple[Path, ...] = ()
-    # Named matchers (mock_server.matching.Matcher values); empty = the defaults.
+    # Named matchers (mock_server.replay.matching.Matcher values); empty = the defaults.
     match_on: tuple[str, ...] = ()
     # Dotted JSON paths dropped from request bodies before matching.
     ignore: tuple[str, ...] = ()

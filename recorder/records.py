@@ -109,24 +109,3 @@ class TornTail:
     offset: int
     size: int
     reason: str
-
-
-_MOVED_TO_CONTRACT = frozenset(
-    {
-        "session_id_of",
-        "session_id_from_path",
-        "is_action_path",
-        "action_type_of",
-        "user_of",
-        "main_argument",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    # Transitional: these rules now live in recorder.contract (which imports this module).
-    if name in _MOVED_TO_CONTRACT:
-        from recorder import contract
-
-        return getattr(contract, name)
-    raise AttributeError(name)
