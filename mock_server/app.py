@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from mock_server import admin, routes
+from mock_server.admin import add_routes as add_admin_routes
+from mock_server.admin import guard_middleware
 from mock_server.browser import BrowserManager, SessionPage, find_browser
 from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
@@ -24,6 +25,7 @@ from mock_server.oneshot import setup_oneshot
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
 from mock_server.replay.player import Player
+from mock_server.routes import add_routes, oneshot_replay_middleware
 from mock_server.sessions import SessionRegistry
 from mock_server.state import (
     BROWSER,
@@ -49,8 +51,8 @@ def make_app(config: ServerConfig) -> web.Application:
         middlewares=[
             journal_middleware,
             error_middleware,
-            admin.guard_middleware,
-            routes.oneshot_replay_middleware,
+            guard_middleware,
+            oneshot_replay_middleware,
         ],
         client_max_size=config.max_body_bytes,
     )
@@ -66,9 +68,9 @@ def make_app(config: ServerConfig) -> web.Application:
     )
     player = load_player(config, config.cassettes) if config.cassettes else None
     app.cleanup_ctx.append(_resources(config, player))
-    routes.add_routes(app)
+    add_routes(app)
     setup_oneshot(app, app[BROWSER], config.users)
-    admin.add_routes(app)
+    add_admin_routes(app)
     return app
 
 
