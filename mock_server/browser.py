@@ -388,7 +388,17 @@ class BrowserManager:
             raise BrowserUnavailableError(
                 f"The browser could not open a page: {error_message(err)}"
             ) from err
-        return SessionPage(context, page, allow_file_urls=self.allow_file_urls)
+        sp = SessionPage(context, page, allow_file_urls=self.allow_file_urls)
+        try:
+            # Attached now, while the page waits in the pool, rather than on the session's first
+            # goto or screenshot (a round trip off the request path).
+            await sp.cdp()
+        except PlaywrightError as err:
+            await sp.close()
+            raise BrowserUnavailableError(
+                f"The browser could not open a page: {error_message(err)}"
+            ) from err
+        return sp
 
     async def _fill_pool(self) -> None:
         while self._wants_spare():

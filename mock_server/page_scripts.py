@@ -128,6 +128,9 @@ DESCRIBE = (
 """
 )
 
+# DESCRIBE of the first of a locator's matches (`evaluate_all`, which never waits), null if none.
+DESCRIBE_FIRST = "(els, scroll) => els.length ? (" + DESCRIBE.strip() + ")(els[0], scroll) : null"
+
 # Scroll the window (`el` null) or inside an element; returns the resulting scroll offsets.
 SCROLL = r"""
 (el, [mode, x, y]) => {

@@ -8,6 +8,7 @@ on at its centre; the answer carries the element's diagnostics (`page_scripts.DE
 
 from __future__ import annotations
 
+import contextlib
 from enum import StrEnum
 from typing import Any
 
@@ -63,10 +64,20 @@ def _locator(sp: SessionPage, css: str) -> Locator:
 
 
 async def _find(sp: SessionPage, payload: Payload, budget: Budget, css: str) -> dict[str, Any]:
-    """Wait for the selector to match a visible element, scroll it into view if it is outside
-    the viewport, and return its diagnostics. Two round trips when the element is there:
-    interactions are as fast as Playwright's own click."""
+    """Wait for the selector's first match to be visible, scroll it into view if it is outside
+    the viewport, and return its diagnostics.
+
+    One round trip when the element is already there and visible (the usual case): the first
+    match is described without waiting. Otherwise Playwright waits for it, as
+    `wait_for_selector` does (the first match, visible).
+    """
     own_ms = timeout_ms(payload)
+    found = None
+    # A page between documents or an invalid selector: the waiting path below tells them apart.
+    with contextlib.suppress(PlaywrightError):
+        found = await sp.page.locator(css).evaluate_all(page_scripts.DESCRIBE_FIRST, True)
+    if found is not None and found["visible"]:
+        return {"matched": True, **found}
     try:
         handle = await sp.page.wait_for_selector(css, state="visible", timeout=budget.ms(own_ms))
     except PlaywrightTimeoutError as err:

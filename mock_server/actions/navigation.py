@@ -29,8 +29,10 @@ class WaitUntil(StrEnum):
     COMMIT = "commit"
 
 
-# Failed navigations without an error page (e.g. ERR_ABORTED) cost this much extra.
+# How long a failed navigation waits for its error page to commit, at most.
 _ERROR_PAGE_WAIT_MS = 500.0
+# Chromium commits no error page for an aborted navigation (a 204, a download): nothing to settle.
+_NO_ERROR_PAGE = "net::ERR_ABORTED"
 _INTERRUPTED = re.compile(r'is interrupted by another navigation to "([^"]+)"')
 _NAVIGATION_ATTEMPTS = 3
 
@@ -124,7 +126,8 @@ async def _navigate(
         raise budget.timeout_error(what) from err
     except PlaywrightError as err:
         reason = re.sub(r" at \S+$", "", error_message(err))
-        await _settle_error_page(sp, budget)
+        if _NO_ERROR_PAGE not in reason:
+            await _settle_error_page(sp, budget)
         raise ActionFailedError(f"{what} failed: {reason}", url=sp.page.url) from err
     return await _navigation_answer(sp, response)
 

@@ -8,11 +8,13 @@ import time
 from typing import Any
 
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from mock_server.actions import ActionType, parse_action_request, run_action
 from mock_server.browser import SessionPage
 from mock_server.errors import ActionFailedError, ActionTimeoutError, BadRequestError
+from mock_server.serving import listen_on_loopback
 from tests.pages import PageServer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.browser]
@@ -97,6 +99,30 @@ async def test_goto_unreachable_fails_and_session_survives(
         await act(session, "goto", {"url": "http://127.0.0.1:9/"})
     answer = await act(session, "goto", {"url": site.url("/counter")})
     assert answer["title"] == "Counter"
+
+
+async def test_goto_aborted_fails_without_waiting_for_an_error_page(
+    session: SessionPage, site: PageServer
+) -> None:
+    # A 204 aborts the navigation (net::ERR_ABORTED) and Chromium commits no error page, so
+    # there is nothing to settle: the answer must not wait the error page's 500 ms for it.
+    async def no_content(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/", no_content)
+    runner = web.AppRunner(app)
+    url = await listen_on_loopback(runner) + "/"
+    try:
+        await act(session, "goto", {"url": site.url("/counter")})
+        started = time.monotonic()
+        with pytest.raises(ActionFailedError, match="net::ERR_ABORTED"):
+            await act(session, "goto", {"url": url})
+        assert time.monotonic() - started < 0.45
+        answer = await act(session, "goto", {"url": site.url("/form")})
+        assert answer["title"] == "Login form"
+    finally:
+        await runner.cleanup()
 
 
 async def test_goto_timeout_then_session_usable(session: SessionPage, site: PageServer) -> None:
