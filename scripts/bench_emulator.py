@@ -2,16 +2,19 @@
 
 Runs `capture-replay serve` in a subprocess (as users run it) and, in this process, a raw
 Playwright baseline on the same Chromium binary and the same local pages. Operations are
-interleaved (baseline, emulator, baseline, ...) and medians compared, so machine noise hits
-both sides alike. Prints one line per operation with the ratio emulator / baseline.
+interleaved round by round (each round runs both sides, alternating which goes first), so machine
+noise hits both sides alike. Prints one line per operation: the medians, their ratio emulator /
+baseline, and the milliseconds the emulator adds (the median of each round's difference; the
+target is at most 3 ms per action).
 
-    .venv/bin/python scripts/bench_emulator.py [--rounds 30] [--browser PATH]
+    .venv/bin/python scripts/bench_emulator.py [--rounds 30] [--only goto,click] [--browser PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,30 +44,17 @@ QUERY_JS = """(sel) => Array.from(document.querySelectorAll(sel)).slice(0, 500).
 
 def pss_mb(root_pid: int) -> float:
     """Proportional set size of every process below root_pid, in MB."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total_kb, stack = 0, list(children.get(root_pid, []))
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-        except OSError:
-            pass
-    return total_kb / 1024
+    total = 0
+    for child in psutil.Process(root_pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += child.memory_full_info().pss
+    return total / (1024 * 1024)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--only", default="", help="comma-separated operations to run")
     parser.add_argument("--browser", default=os.environ.get("CAPTURE_REPLAY_BROWSER"))
     args = parser.parse_args()
     browser_path = find_browser(args.browser)
@@ -142,8 +133,14 @@ async def main() -> None:
                     listing,
                 ),
             }
-            print(f"{'operation':<18}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}")
+            print(
+                f"{'operation':<18}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}"
+                f"{'added ms':>10}"
+            )
+            only = {name.strip() for name in args.only.split(",") if name.strip()}
             for name, (baseline, emulated, start_url) in ops.items():
+                if only and name not in only:
+                    continue
                 if start_url:
                     await page.goto(start_url)
                     await act(sid, "goto", {"url": start_url})
@@ -164,7 +161,9 @@ async def main() -> None:
                     b_times.append(b)
                     e_times.append(e)
                 b, e = statistics.median(b_times) * 1000, statistics.median(e_times) * 1000
-                print(f"{name:<18}{b:>14.2f}{e:>13.2f}{e / b:>7.2f}x")
+                diffs = [et - bt for bt, et in zip(b_times, e_times, strict=True)]
+                added = statistics.median(diffs) * 1000
+                print(f"{name:<18}{b:>14.2f}{e:>13.2f}{e / b:>7.2f}x{added:>+10.2f}")
 
             # Session create with a warm pool against a raw new context + page.
             await api("DELETE", f"/v1/sessions/{sid}")

@@ -2,7 +2,8 @@
 
 `image`: an HTTP GET to a `capture-replay serve` subprocess against a raw in-process Playwright
 screenshot of the same local page (new context + goto + screenshot + close, same 1440x900
-viewport, same Chromium binary), interleaved, ratio of medians. Target <= 1.15x.
+viewport, same Chromium binary), interleaved round by round (alternating which side goes
+first), ratio of medians and the median added milliseconds. Target <= 1.15x.
 `animated` with duration=3: wall time of the GET against the asked duration. Target <= 1.3x.
 
     .venv/bin/python scripts/bench_oneshot.py [--rounds 20] [--gif-rounds 3] [--browser PATH]
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from launch import start_emulator  # noqa: E402
 
 from mock_server.browser import CHROMIUM_ARGS, find_browser  # noqa: E402
-from mock_server.signing import sign  # noqa: E402
+from recorder.contract import sign  # noqa: E402
 from tests.pages import PageServer  # noqa: E402
 
 # The same flags the emulator launches Chromium with: both sides run the same browser.
@@ -79,17 +81,29 @@ async def main() -> None:
                 await baseline()
                 await get(image_path)
             b_times, e_times = [], []
-            for _ in range(args.rounds):
+            for i in range(args.rounds):
+                # Alternate which side goes first, as bench_emulator does.
+                emulated = functools.partial(get, image_path)
+                first, second = (baseline, emulated) if i % 2 == 0 else (emulated, baseline)
                 t0 = time.perf_counter()
-                await baseline()
+                await first()
                 t1 = time.perf_counter()
-                await get(image_path)
+                await second()
                 t2 = time.perf_counter()
-                b_times.append(t1 - t0)
-                e_times.append(t2 - t1)
+                b, e = (t1 - t0, t2 - t1) if i % 2 == 0 else (t2 - t1, t1 - t0)
+                b_times.append(b)
+                e_times.append(e)
             b, e = statistics.median(b_times) * 1000, statistics.median(e_times) * 1000
-            print(f"{'operation':<22}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}")
-            print(f"{'image 1440x900':<22}{b:>14.1f}{e:>13.1f}{e / b:>7.2f}x  (target <= 1.15x)")
+            diffs = [et - bt for bt, et in zip(b_times, e_times, strict=True)]
+            added = statistics.median(diffs) * 1000
+            print(
+                f"{'operation':<22}{'playwright ms':>14}{'emulator ms':>13}{'ratio':>8}"
+                f"{'added ms':>10}"
+            )
+            print(
+                f"{'image 1440x900':<22}{b:>14.1f}{e:>13.1f}{e / b:>7.2f}x{added:>+10.1f}"
+                "  (target <= 1.15x)"
+            )
             await browser.close()
 
         duration = 3
