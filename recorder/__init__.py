@@ -1,7 +1,9 @@
 """capture-replay's producer side: the cassette format, redaction and the recording proxy.
 
 The replay side needs only what is re-exported here: `open_cassette(path)` gives a `Cassette`
-(`.header`, `.entries` of `IndexEntry`, `.torn_tail`, `.load(entry) -> Interaction`).
+(`.header`, `.entries` of `IndexEntry`, `.gaps` and `.torn_tail` (damage), `.load(entry) ->
+Interaction`); it raises `DamagedCassetteError` for damage between whole records unless
+`allow_damage=True`. The record bytes (format 3 frames, checks, upgrades) are `recorder.codec`'s.
 The proxy lives in `recorder.proxy` (imports aiohttp), redaction in `recorder.redaction`.
 
 Must never import `mock_server`.
@@ -13,6 +15,8 @@ from recorder.cassette import (  # noqa: E402
     FORMAT_VERSION,
     Cassette,
     CassetteWriter,
+    Gap,
+    RepairReport,
     WriteMode,
     open_cassette,
     repair_cassette,
@@ -20,8 +24,12 @@ from recorder.cassette import (  # noqa: E402
 from recorder.errors import (  # noqa: E402
     CassetteError,
     CassetteExistsError,
+    CassetteLockedError,
+    CassetteReplacedError,
     CassetteVersionError,
+    CassetteWriteError,
     CorruptCassetteError,
+    DamagedCassetteError,
     NotACassetteError,
     RecorderError,
     TornCassetteError,
@@ -41,15 +49,21 @@ __all__ = [
     "CassetteError",
     "CassetteExistsError",
     "CassetteHeader",
+    "CassetteLockedError",
+    "CassetteReplacedError",
     "CassetteVersionError",
+    "CassetteWriteError",
     "CassetteWriter",
     "CorruptCassetteError",
+    "DamagedCassetteError",
+    "Gap",
     "IndexEntry",
     "Interaction",
     "NotACassetteError",
     "RecordedRequest",
     "RecordedResponse",
     "RecorderError",
+    "RepairReport",
     "TornCassetteError",
     "TornTail",
     "WriteMode",

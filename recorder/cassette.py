@@ -1,23 +1,33 @@
-"""The cassette file format: msgpack codec, format versions and their upgrade chain, the
-append-only writer and the indexing reader.
+"""Cassette files: the indexing reader (whole records, damage in the middle, a torn tail), repair,
+and the append-only, locked writer. The bytes of a record are `recorder.codec`'s.
 
-A cassette is a msgpack stream: one header map, then one record per exchange. Since format 2
-a record is a 4-array `[index, meta, request_body, response_body]` so that listing a cassette
-decodes the small `index` map and skips the rest (bodies are msgpack `bin`, read on demand by
-`Cassette.load`). Older formats are upgraded record by record on read (mitmproxy io/compat.py
-style). A crash loses at most the record being written: the reader keeps every whole record and
-reports the torn tail, which `repair_cassette` cuts off through a temp file and `os.replace`.
+A cassette is a header map, then one record per exchange (format 3: each in a frame with a sync
+marker, its length and a CRC32). Listing a cassette indexes the small `index` maps and keeps no
+body (`Cassette.load` reads one exchange on demand). Every record read is checked (checksum, then
+every index field's type and range); bytes that form no whole record are damage: between whole
+records a `Gap` (the reader finds the next whole record again by its sync marker), after the
+last one a `TornTail` (a crash mid-write). `open_cassette` refuses a cassette with gaps unless
+asked to report them; `repair_cassette` keeps every whole record, through a temp file and
+`os.replace`, and keeps the original as `FILE.bak`.
 
-Must not import `mock_server`.
+The writer holds an exclusive `flock` on the cassette (its pid in the `FILE.lock` sidecar, so a
+second writer's refusal can name it), notices a cassette deleted or replaced under it, and rolls
+a failed append back to the last whole record.
+
+Longer than 500 lines because the reader, repair and the writer share the framing, the damage
+model and the locking; splitting them would scatter one file format's rules.
+Must not import `mock_server`, aiohttp, click or Pillow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,30 +35,57 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from recorder import __version__
-from recorder.contract import action_type_of, user_of
+from recorder.codec import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    FRAME_SIZE,
+    MAGIC,
+    MAX_RECORD,
+    RECORD_STARTS,
+    BadRecordError,
+    TruncatedRecordError,
+    check_record,
+    decode_record,
+    encode_header,
+    encode_interaction,
+    frame_length,
+    index_of_payload,
+    interaction_from_record,
+    unframe,
+    upgrade_record,
+)
 from recorder.errors import (
     CassetteError,
     CassetteExistsError,
+    CassetteLockedError,
+    CassetteReplacedError,
     CassetteVersionError,
+    CassetteWriteError,
     CorruptCassetteError,
+    DamagedCassetteError,
     NotACassetteError,
     TornCassetteError,
 )
-from recorder.records import (
-    CassetteHeader,
-    IndexEntry,
-    Interaction,
-    RecordedRequest,
-    RecordedResponse,
-    TornTail,
-)
+from recorder.records import CassetteHeader, IndexEntry, Interaction, TornTail
 
-FORMAT_NAME = "capture-replay-cassette"
-FORMAT_VERSION = 2
-# Every header starts with a fixmap marker then this: the key "format" and its value.
-_MAGIC = msgpack.packb("format") + msgpack.packb(FORMAT_NAME)
-_MAX_OBJECT = 1 << 31  # largest body the reader accepts (2 GiB)
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Cassette",
+    "CassetteWriter",
+    "Gap",
+    "RepairReport",
+    "WriteMode",
+    "describe_damage",
+    "encode_header",
+    "encode_interaction",
+    "lock_holder",
+    "open_cassette",
+    "repair_cassette",
+    "rewrite_current",
+    "upgrade_record",
+]
+
 _READ_SIZE = 1 << 20
 
 
@@ -58,142 +95,30 @@ class WriteMode(StrEnum):
     OVERWRITE = "overwrite"
 
 
-# ---------------------------------------------------------------------------------------------
-# Codec (current format)
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Damaged bytes between whole records: `size` bytes at `offset` that form no record,
+    after the record `after_seq` (None: right after the header) and before `before_seq`."""
+
+    offset: int
+    size: int
+    reason: str
+    after_seq: int | None
+    before_seq: int | None
 
 
-def encode_header(upstream: str, created_at: float | None = None) -> bytes:
-    return msgpack.packb(
-        {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "created_at": time.time() if created_at is None else created_at,
-            "tool_version": __version__,
-            "upstream": upstream,
-        }
-    )
+def _where(gap: Gap) -> str:
+    if gap.after_seq is None:
+        return f"before record #{gap.before_seq} (the first)"
+    return f"between records #{gap.after_seq} and #{gap.before_seq}"
 
 
-def _pairs(headers: Any) -> list[list[str]]:
-    return [[k, v] for k, v in headers]
-
-
-def encode_interaction(item: Interaction) -> bytes:
-    req, resp = item.request, item.response
-    index = {
-        "seq": item.seq,
-        "start": item.start,
-        "duration": item.duration,
-        "session_id": item.session_id,
-        "action_type": item.action_type,
-        "user": item.user,
-        "method": req.method,
-        "path": req.path,
-        "query": req.query,
-        "status": resp.status,
-        "request_size": len(req.body),
-        "response_size": len(resp.body),
-        "error": item.error,
-    }
-    meta = {
-        "request_headers": _pairs(req.headers),
-        "response_headers": _pairs(resp.headers),
-        "reason": resp.reason,
-    }
-    return msgpack.packb([index, meta, bytes(req.body), bytes(resp.body)], use_bin_type=True)
-
-
-def _entry_from_index(index: dict[str, Any], offset: int, length: int) -> IndexEntry:
-    return IndexEntry(
-        seq=index["seq"],
-        start=index["start"],
-        duration=index["duration"],
-        session_id=index["session_id"],
-        action_type=index["action_type"],
-        user=index["user"],
-        method=index["method"],
-        path=index["path"],
-        query=index["query"],
-        status=index["status"],
-        request_size=index["request_size"],
-        response_size=index["response_size"],
-        error=index["error"],
-        offset=offset,
-        length=length,
-    )
-
-
-def _headers(pairs: list[Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in pairs)
-
-
-def _interaction_from_record(record: list[Any]) -> Interaction:
-    index, meta, req_body, resp_body = record
-    return Interaction(
-        seq=index["seq"],
-        start=index["start"],
-        duration=index["duration"],
-        session_id=index["session_id"],
-        action_type=index["action_type"],
-        user=index["user"],
-        request=RecordedRequest(
-            method=index["method"],
-            path=index["path"],
-            query=index["query"],
-            headers=_headers(meta["request_headers"]),
-            body=req_body,
-        ),
-        response=RecordedResponse(
-            status=index["status"],
-            headers=_headers(meta["response_headers"]),
-            body=resp_body,
-            reason=meta.get("reason", ""),
-        ),
-        error=index["error"],
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions: one upgrade step per historical format, applied in a chain on read.
-
-
-def _record_v1_to_v2(record: Any) -> list[Any]:
-    """Format 1 stored one nested map per exchange with headers as a dict (duplicates lost),
-    no duration, no action type and no user; the bodies sat inside the maps."""
-    req, resp = record["request"], record["response"]
-    req_headers = [[k, v] for k, v in req["headers"].items()]
-    index = {
-        "seq": record["seq"],
-        "start": record["start"],
-        "duration": 0.0,
-        "session_id": record.get("session_id"),
-        "action_type": action_type_of(req["method"], req["path"], req["body"]),
-        "user": user_of(_headers(req_headers)),
-        "method": req["method"],
-        "path": req["path"],
-        "query": req["query"],
-        "status": resp["status"],
-        "request_size": len(req["body"]),
-        "response_size": len(resp["body"]),
-        "error": None,
-    }
-    meta = {
-        "request_headers": req_headers,
-        "response_headers": [[k, v] for k, v in resp["headers"].items()],
-        "reason": "",
-    }
-    return [index, meta, req["body"], resp["body"]]
-
-
-# _UPGRADES[n] turns a record of format n into one of format n + 1.
-_UPGRADES: dict[int, Callable[[Any], Any]] = {1: _record_v1_to_v2}
-
-
-def upgrade_record(record: Any, version: int) -> Any:
-    while version < FORMAT_VERSION:
-        record = _UPGRADES[version](record)
-        version += 1
-    return record
+def describe_damage(gaps: tuple[Gap, ...], torn: TornTail | None, kept: int) -> str:
+    """One line saying what is damaged, how many bytes and where (no CLI wording)."""
+    parts = [f"{g.size} bytes at byte {g.offset} {_where(g)} ({g.reason})" for g in gaps]
+    if torn is not None:
+        parts.append(f"a torn tail of {torn.size} bytes at byte {torn.offset} ({torn.reason})")
+    return f"damaged: {'; '.join(parts)}; {kept} whole records readable"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +129,7 @@ def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int]:
     head = f.read(64)
     if not head:
         raise NotACassetteError(path, "empty file, not a capture-replay cassette")
-    if not (0x80 <= head[0] <= 0x8F) or head[1 : 1 + len(_MAGIC)] != _MAGIC[: len(head) - 1]:
+    if not (0x80 <= head[0] <= 0x8F) or head[1 : 1 + len(MAGIC)] != MAGIC[: len(head) - 1]:
         raise NotACassetteError(path, "not a capture-replay cassette")
     f.seek(0)
     unpacker = msgpack.Unpacker(f, raw=False, read_size=4096, max_buffer_size=1 << 20)
@@ -215,7 +140,7 @@ def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int]:
     except (ValueError, msgpack.UnpackException) as err:
         raise CorruptCassetteError(path, f"unreadable header ({err})", 0) from err
     version = header.get("version")
-    if not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:
         raise CorruptCassetteError(path, f"invalid format version {version!r}", 0)
     if version > FORMAT_VERSION:
         raise CassetteVersionError(path, version, FORMAT_VERSION)
@@ -223,8 +148,9 @@ def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int]:
 
 
 class Cassette:
-    """An open cassette: `.header`, `.entries` (lightweight, file order), `.torn_tail`, and
-    `.load(entry)` to read one whole exchange. Use as a context manager, or call `close()`."""
+    """An open cassette: `.header`, `.entries` (whole records, file order), `.gaps` (damage
+    between them), `.torn_tail`, and `.load(entry)` to read one whole exchange. Use as a context
+    manager, or call `close()`."""
 
     def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path = path
@@ -243,69 +169,136 @@ class Cassette:
         except (KeyError, TypeError, ValueError) as err:
             raise CorruptCassetteError(path, f"incomplete header ({err})", 0) from err
         self.header_size = offset
+        self._size = os.fstat(file.fileno()).st_size
+        self._stream: tuple[int, msgpack.Unpacker] | None = None
+        self._window: tuple[int, bytes] = (0, b"")
         self.entries: tuple[IndexEntry, ...]
+        self.gaps: tuple[Gap, ...]
         self.torn_tail: TornTail | None
-        self.entries, self.torn_tail = self._index(offset)
+        self.entries, self.gaps, self.torn_tail = self._index(offset)
+        self._stream = None
+        self._window = (0, b"")
 
-    def _index(self, offset: int) -> tuple[tuple[IndexEntry, ...], TornTail | None]:
-        f = self._file
-        size = os.fstat(f.fileno()).st_size
-        f.seek(offset)
-        unpacker = msgpack.Unpacker(f, raw=False, read_size=_READ_SIZE, max_buffer_size=_MAX_OBJECT)
+    @property
+    def damaged(self) -> bool:
+        """Whether bytes between whole records were skipped (a torn tail alone is not this)."""
+        return bool(self.gaps)
+
+    def describe_damage(self) -> str:
+        return describe_damage(self.gaps, self.torn_tail, len(self.entries))
+
+    # -- indexing ------------------------------------------------------------------------------
+
+    def _view(self, pos: int, size: int) -> memoryview:
+        """Bytes [pos, pos + size) of the file (fewer at its end), from a read-ahead window."""
+        start, window = self._window
+        if not (start <= pos and pos + size <= start + len(window)):
+            self._file.seek(pos)
+            window = self._file.read(max(size, _READ_SIZE))
+            start = pos
+            self._window = (pos, window)
+        return memoryview(window)[pos - start : pos - start + size]
+
+    def _record_at(self, pos: int) -> tuple[dict[str, Any], int]:
+        """The checked index of the record starting at `pos` and the record's length on disk;
+        `BadRecordError` when no whole record starts there."""
+        if self.version < 3:
+            record, length = self._unframed_record_at(pos)
+            return record[0], length
+        length = frame_length(self._view(pos, FRAME_SIZE))
+        if pos + FRAME_SIZE + length > self._size:
+            raise TruncatedRecordError("truncated record")
+        payload = unframe(self._view(pos, FRAME_SIZE + length))
+        return index_of_payload(payload), FRAME_SIZE + length
+
+    def _unframed_record_at(self, pos: int) -> tuple[list[Any], int]:
+        """Formats 1 and 2: a record is one msgpack object, read through a stream unpacker that
+        is kept while records follow each other."""
+        if self._stream is None or self._stream[0] + self._stream[1].tell() != pos:
+            self._file.seek(pos)
+            unpacker = msgpack.Unpacker(
+                self._file, raw=False, read_size=_READ_SIZE, max_buffer_size=MAX_RECORD
+            )
+            self._stream = (pos, unpacker)
+        base, unpacker = self._stream
+        try:
+            raw = unpacker.unpack()
+        except msgpack.OutOfData as err:
+            self._stream = None
+            raise TruncatedRecordError("truncated record") from err
+        except (ValueError, msgpack.UnpackException) as err:
+            self._stream = None
+            raise BadRecordError(f"undecodable record ({err})") from err
+        end = base + unpacker.tell()
+        return check_record(upgrade_record(raw, self.version)), end - pos
+
+    def _resync(self, start: int) -> tuple[int, dict[str, Any], int] | None:
+        """The first whole record at or after `start`, found by its start bytes."""
+        marker = RECORD_STARTS[self.version]
+        pos = start
+        while pos < self._size:
+            self._file.seek(pos)
+            chunk = self._file.read(_READ_SIZE + len(marker) - 1)
+            found = chunk.find(marker)
+            while found >= 0:
+                candidate = pos + found
+                with contextlib.suppress(BadRecordError):
+                    index, length = self._record_at(candidate)
+                    return candidate, index, length
+                found = chunk.find(marker, found + 1)
+            if len(chunk) < _READ_SIZE:
+                return None
+            pos += _READ_SIZE
+        return None
+
+    def _index(
+        self, offset: int
+    ) -> tuple[tuple[IndexEntry, ...], tuple[Gap, ...], TornTail | None]:
         entries: list[IndexEntry] = []
-        current = self.version == FORMAT_VERSION
-        start = offset
-        while True:
-            start = offset + unpacker.tell()
-            if start >= size:
-                return tuple(entries), None
+        gaps: list[Gap] = []
+        pos = offset
+        while pos < self._size:
             try:
-                if current:
-                    if unpacker.read_array_header() != 4:
-                        raise ValueError("a record is not a 4-array")
-                    index = unpacker.unpack()
-                    unpacker.skip()
-                    unpacker.skip()
-                    unpacker.skip()
-                    end = offset + unpacker.tell()
-                    entries.append(_entry_from_index(index, start, end - start))
-                else:
-                    record = upgrade_record(unpacker.unpack(), self.version)
-                    end = offset + unpacker.tell()
-                    entries.append(_entry_from_index(record[0], start, end - start))
-            except msgpack.OutOfData:
-                return tuple(entries), TornTail(start, size - start, "truncated record")
-            except (
-                ValueError,
-                KeyError,
-                TypeError,
-                AttributeError,
-                msgpack.UnpackException,
-            ) as err:
-                return tuple(entries), TornTail(start, size - start, f"undecodable record ({err})")
+                index, length = self._record_at(pos)
+            except BadRecordError as err:
+                found = self._resync(pos + 1)
+                if found is None:
+                    return tuple(entries), tuple(gaps), TornTail(pos, self._size - pos, str(err))
+                after = entries[-1].seq if entries else None
+                next_pos, index, length = found
+                gaps.append(Gap(pos, next_pos - pos, str(err), after, index["seq"]))
+                pos = next_pos
+            entries.append(_entry(index, pos, length))
+            pos += length
+        return tuple(entries), tuple(gaps), None
 
-    def load(self, entry: IndexEntry) -> Interaction:
-        """The whole exchange of `entry` (headers, bodies), upgraded to the current format."""
+    # -- reading one record --------------------------------------------------------------------
+
+    def _payload(self, entry: IndexEntry) -> bytes | memoryview:
         with self._lock:
             self._file.seek(entry.offset)
             data = self._file.read(entry.length)
+        return unframe(data) if self.version >= 3 else data
+
+    def load(self, entry: IndexEntry) -> Interaction:
+        """The whole exchange of `entry` (headers, bodies), upgraded to the current format."""
         try:
-            record = upgrade_record(msgpack.unpackb(data, raw=False), self.version)
-            return _interaction_from_record(record)
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as err:
+            return interaction_from_record(decode_record(self._payload(entry), self.version))
+        except BadRecordError as err:
             raise CorruptCassetteError(self.path, f"bad record ({err})", entry.offset) from err
 
     def request_body(self, entry: IndexEntry) -> bytes:
         """Only the request body of `entry` (the answer, maybe a large screenshot, is not read)."""
-        if self.version != FORMAT_VERSION:
+        if self.version < 2:
             return self.load(entry).request.body
+        start = entry.offset + (FRAME_SIZE if self.version >= 3 else 0)
         with self._lock:
-            self._file.seek(entry.offset)
+            self._file.seek(start)
             unpacker = msgpack.Unpacker(
                 self._file,
                 raw=False,
-                read_size=min(entry.length, 1 << 16),
-                max_buffer_size=_MAX_OBJECT,
+                read_size=max(1, min(entry.length, 1 << 16)),
+                max_buffer_size=MAX_RECORD,
             )
             try:
                 unpacker.read_array_header()
@@ -322,6 +315,18 @@ class Cassette:
         for entry in self.entries:
             yield self.load(entry)
 
+    def raw_records(self) -> Iterator[bytes]:
+        """The bytes of every whole record, in file order (what `repair` keeps)."""
+        for entry in self.entries:
+            with self._lock:
+                self._file.seek(entry.offset)
+                yield self._file.read(entry.length)
+
+    def raw_header(self) -> bytes:
+        with self._lock:
+            self._file.seek(0)
+            return self._file.read(self.header_size)
+
     def close(self) -> None:
         self._file.close()
 
@@ -332,9 +337,31 @@ class Cassette:
         self.close()
 
 
-def open_cassette(path: str | os.PathLike[str]) -> Cassette:
+def _entry(index: dict[str, Any], offset: int, length: int) -> IndexEntry:
+    return IndexEntry(
+        seq=index["seq"],
+        start=float(index["start"]),
+        duration=float(index["duration"]),
+        session_id=index["session_id"],
+        action_type=index["action_type"],
+        user=index["user"],
+        method=index["method"],
+        path=index["path"],
+        query=index["query"],
+        status=index["status"],
+        request_size=index["request_size"],
+        response_size=index["response_size"],
+        error=index["error"],
+        offset=offset,
+        length=length,
+    )
+
+
+def open_cassette(path: str | os.PathLike[str], *, allow_damage: bool = False) -> Cassette:
     """Open and index a cassette. Raises `NotACassetteError`, `CassetteVersionError`,
-    `CorruptCassetteError` (an unreadable header); a torn tail is reported, not raised."""
+    `CorruptCassetteError` (an unreadable header), and `DamagedCassetteError` when bytes between
+    whole records had to be skipped, unless `allow_damage` (then `.gaps` lists them). A torn
+    tail is reported (`.torn_tail`), not raised."""
     p = Path(path)
     try:
         f = open(p, "rb")  # noqa: SIM115 - owned by the Cassette
@@ -343,76 +370,183 @@ def open_cassette(path: str | os.PathLike[str]) -> Cassette:
     except OSError as err:
         raise CassetteError(p, f"cannot open: {err.strerror or err}") from err
     try:
-        return Cassette(p, f)
+        cassette = Cassette(p, f)
     except BaseException:
         f.close()
         raise
+    if cassette.gaps and not allow_damage:
+        cassette.close()
+        raise DamagedCassetteError(p, cassette.describe_damage(), cassette.gaps[0].offset)
+    return cassette
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-file rewrites and repair
+
+
+def _write_atomically(path: Path, chunks: Iterator[bytes], *, keep_locked: bool = False) -> int:
+    """Write a whole new file beside `path`, fsync it, then `os.replace` it over `path`.
+    With `keep_locked`, the new file is `flock`ed before it replaces `path` and its open fd is
+    returned (else -1)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, os.stat(path).st_mode & 0o777)
+        if keep_locked:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for chunk in chunks:
+            _write_all(fd, chunk)
+        os.fsync(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if keep_locked:
+        return fd
+    os.close(fd)
+    return -1
+
+
+def _current_records(cassette: Cassette) -> Iterator[bytes]:
+    yield encode_header(cassette.header.upstream, cassette.header.created_at)
+    for entry in cassette.entries:
+        yield encode_interaction(cassette.load(entry))
+
+
+def rewrite_current(cassette: Cassette) -> None:
+    """Rewrite an older-format cassette (its whole records) in the current format, atomically."""
+    _write_atomically(cassette.path, _current_records(cassette))
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    kept: int  # whole records kept (all of them)
+    cut_bytes: int  # bytes removed: the gaps and the torn tail (0: nothing to do)
+    reason: str | None  # what was wrong, one line
+    gaps: tuple[Gap, ...] = ()
+    torn_tail: TornTail | None = None
+    backup: Path | None = None  # where the original was kept
+
+
+def _backup_name(path: Path) -> Path:
+    candidate = path.with_name(path.name + ".bak")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.bak.{n}")
+        n += 1
+    return candidate
+
+
+def repair_cassette(path: str | os.PathLike[str], *, backup: bool = True) -> RepairReport:
+    """Keep every whole record of `path` and drop the bytes between and after them that form
+    none (a damaged record, a torn tail), through a temp file and `os.replace`. The original is
+    kept as `FILE.bak` (or `FILE.bak.N` when that exists) unless `backup` is false. Refuses a
+    cassette a writer holds (`CassetteLockedError`)."""
+    p = Path(path)
+    with _locked(p), open_cassette(p, allow_damage=True) as cassette:
+        cut = sum(g.size for g in cassette.gaps) + (
+            cassette.torn_tail.size if cassette.torn_tail else 0
+        )
+        kept = len(cassette.entries)
+        if not cut:
+            return RepairReport(kept, 0, None)
+        reason = cassette.describe_damage()
+        kept_as = None
+        if backup:
+            kept_as = _backup_name(p)
+            try:
+                os.link(p, kept_as)
+            except OSError:
+                shutil.copy2(p, kept_as)
+
+        def chunks() -> Iterator[bytes]:
+            yield cassette.raw_header()
+            yield from cassette.raw_records()
+
+        _write_atomically(p, chunks())
+        return RepairReport(kept, cut, reason, cassette.gaps, cassette.torn_tail, kept_as)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locking: an exclusive flock on the cassette; the holder's pid in the FILE.lock sidecar.
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid written by the writer that holds `path`, when it can be read."""
+    try:
+        text = _sidecar(Path(path)).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _open_locked(path: Path, flags: int) -> int:
+    """Open `path` with `flags` and take its exclusive lock without waiting; the fd refers to
+    the file now at `path` (one replaced between open and lock is opened again)."""
+    for _ in range(10):
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CassetteLockedError(path, lock_holder(path)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)
+    raise CassetteError(path, "keeps being replaced while it is opened")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the writer's lock on an existing `path` (repair must not race a recorder)."""
+    try:
+        fd = _open_locked(path, os.O_RDONLY)
+    except FileNotFoundError as err:
+        raise CassetteError(path, "cannot open: No such file or directory") from err
+    except IsADirectoryError as err:
+        raise NotACassetteError(path, "is a directory, not a cassette") from err
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # ---------------------------------------------------------------------------------------------
 # Writer
 
 
-def _write_atomically(path: Path, chunks: Iterator[bytes]) -> None:
-    """Write a whole new file beside `path`, fsync it, then `os.replace` it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def rewrite_current(cassette: Cassette) -> None:
-    """Rewrite an older-format cassette (its whole records) in the current format, atomically."""
-    header = encode_header(cassette.header.upstream, cassette.header.created_at)
-    records = (encode_interaction(cassette.load(e)) for e in cassette.entries)
-    _write_atomically(cassette.path, _chain(header, records))
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-@dataclass(frozen=True, slots=True)
-class RepairReport:
-    kept: int  # whole records kept
-    cut_bytes: int  # bytes of torn tail removed (0: nothing to do)
-    reason: str | None
-
-
-def repair_cassette(path: str | os.PathLike[str]) -> RepairReport:
-    """Cut a torn tail off `path` (through a temp file and `os.replace`); whole records are kept."""
-    p = Path(path)
-    with open_cassette(p) as cassette:
-        torn = cassette.torn_tail
-        kept = len(cassette.entries)
-        if torn is None:
-            return RepairReport(kept, 0, None)
-        f = cassette._file
-        f.seek(0)
-
-        def chunks() -> Iterator[bytes]:
-            remaining = torn.offset
-            while remaining:
-                chunk = f.read(min(remaining, _READ_SIZE))
-                if not chunk:
-                    return
-                remaining -= len(chunk)
-                yield chunk
-
-        _write_atomically(p, chunks())
-    return RepairReport(kept, torn.size, torn.reason)
-
-
 class CassetteWriter:
     """Append-only writer: one header, then one flushed record per `append`.
+
+    Holds an exclusive `flock` on the cassette while open (a second writer gets
+    `CassetteLockedError` naming this process's pid, read from `FILE.lock`). Each append checks
+    that `path` is still the file being written (`CassetteReplacedError` once it was deleted or
+    replaced: every later append raises it too), and a write that fails (`OSError`, e.g. a full
+    disk) is truncated back to the last whole record and raised as `CassetteWriteError`; later
+    appends are tried again.
 
     Safe to call from several threads or tasks at once: a record is packed outside the lock and
     written whole under it, so records never interleave. `next_seq()` hands out unique sequence
@@ -431,30 +565,54 @@ class CassetteWriter:
         self.fsync = fsync
         self._lock = threading.Lock()
         self.records_written = 0
-        first_seq = 1
+        self._fd = -1
+        self._end = 0  # where the last whole record ends
+        self._gone: CassetteReplacedError | None = None
+        self._needs_truncate = False
         mode = WriteMode(mode)
-        if mode is WriteMode.APPEND and self.path.exists() and self.path.stat().st_size > 0:
-            with open_cassette(self.path) as existing:
-                if existing.torn_tail is not None:
-                    raise TornCassetteError(
-                        self.path,
-                        f"ends in a torn record ({existing.torn_tail.size} bytes at byte "
-                        f"{existing.torn_tail.offset}); repair it first",
-                    )
-                if existing.version < FORMAT_VERSION:
-                    rewrite_current(existing)
-                first_seq = max((e.seq for e in existing.entries), default=0) + 1
-            self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
-        else:
-            if mode is WriteMode.NEW and self.path.exists():
-                raise CassetteExistsError(self.path, "already exists")
+        first_seq = 1
+        if mode is WriteMode.NEW:
             try:
-                self._file = open(self.path, "xb" if mode is WriteMode.NEW else "wb")  # noqa: SIM115
+                self._fd = _open_locked(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
             except FileExistsError as err:
                 raise CassetteExistsError(self.path, "already exists") from err
-            self._write(encode_header(upstream))
+        else:
+            self._fd = _open_locked(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            self._write_pid()
+            size = os.fstat(self._fd).st_size
+            if mode is WriteMode.APPEND and size > 0:
+                first_seq = self._continue()
+            else:
+                os.ftruncate(self._fd, 0)
+                self._append_bytes(encode_header(upstream))
+        except BaseException:
+            self._release()
+            raise
         self._seq = first_seq
         self._seq_lock = threading.Lock()
+
+    def _continue(self) -> int:
+        """Check the existing cassette (whole, current format) and return the next sequence
+        number; an older format is rewritten in the current one first, under the lock."""
+        with open_cassette(self.path) as existing:
+            if existing.torn_tail is not None:
+                raise TornCassetteError(
+                    self.path,
+                    f"ends in a torn record ({existing.torn_tail.size} bytes at byte "
+                    f"{existing.torn_tail.offset}); repair it first",
+                )
+            if existing.version < FORMAT_VERSION:
+                new_fd = _write_atomically(self.path, _current_records(existing), keep_locked=True)
+                os.close(self._fd)
+                self._fd = new_fd
+            last = max((e.seq for e in existing.entries), default=0)
+        self._end = os.lseek(self._fd, 0, os.SEEK_END)
+        return last + 1
+
+    def _write_pid(self) -> None:
+        with contextlib.suppress(OSError):
+            _sidecar(self.path).write_text(f"{os.getpid()}\n", encoding="ascii")
 
     def next_seq(self) -> int:
         with self._seq_lock:
@@ -462,28 +620,68 @@ class CassetteWriter:
             self._seq += 1
             return seq
 
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
+    def _check_same_file(self) -> None:
+        if self._gone is None:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._gone = CassetteReplacedError(self.path, deleted=True)
+            else:
+                own = os.fstat(self._fd)
+                if (own.st_dev, own.st_ino) != (st.st_dev, st.st_ino):
+                    self._gone = CassetteReplacedError(self.path, deleted=False)
+        if self._gone is not None:
+            raise self._gone
+
+    def _append_bytes(self, data: bytes) -> None:
+        """Write `data` whole after the last whole record, or roll the file back to it."""
+        fd = self._fd
+        try:
+            if self._needs_truncate:
+                os.ftruncate(fd, self._end)
+                self._needs_truncate = False
+            os.lseek(fd, self._end, os.SEEK_SET)
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as err:
+            try:
+                os.ftruncate(fd, self._end)
+            except OSError as undo:
+                self._needs_truncate = True
+                raise CassetteWriteError(self.path, err, rolled_back=False) from undo
+            raise CassetteWriteError(self.path, err) from err
+        self._end += len(data)
 
     def append(self, interaction: Interaction) -> None:
+        """Append one record. Raises `CassetteReplacedError` when the cassette was deleted or
+        replaced since it was opened, `CassetteWriteError` when the write failed (rolled back)."""
         data = encode_interaction(interaction)
         with self._lock:
-            self._write(data)
+            if self._fd < 0:
+                raise CassetteError(self.path, "the writer is closed")
+            self._check_same_file()
+            self._append_bytes(data)
             self.records_written += 1
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._fd < 0
+
+    def _release(self) -> None:
+        if self._fd < 0:
+            return
+        if lock_holder(self.path) == os.getpid():
+            _sidecar(self.path).unlink(missing_ok=True)
+        os.close(self._fd)  # releases the flock
+        self._fd = -1
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
+                self._release()
 
     def __enter__(self) -> CassetteWriter:
         return self

@@ -5,14 +5,21 @@
     │   ├── NotACassetteError         the file is not a capture-replay cassette at all
     │   ├── CassetteVersionError      written by a newer capture-replay (has `.version`)
     │   ├── CorruptCassetteError      a cassette whose content cannot be decoded (has `.offset`)
+    │   │   └── DamagedCassetteError  bytes between whole records form no record (has `.offset`)
     │   ├── CassetteExistsError       refusing to clobber an existing cassette
-    │   └── TornCassetteError         refusing to append after a torn tail (run `repair`)
+    │   ├── TornCassetteError         refusing to append after a torn tail (run `repair`)
+    │   ├── CassetteLockedError       another writer holds the cassette (has `.pid`, maybe None)
+    │   └── CassetteWriteError        an append that did not reach the file, rolled back to the
+    │       │                         last whole record (has `.cause`, `.errno`, `.rolled_back`)
+    │       └── CassetteReplacedError the cassette was deleted or replaced while being written
+    │                                 (has `.deleted`); every later append raises it too
     ├── RedactionRuleError            an invalid redaction rule (e.g. an empty JSON path)
     ├── UpstreamError                 the upstream could not be reached or broke the exchange
     │   ├── UpstreamConnectError      no connection (refused, DNS, TLS handshake, proxy)
     │   ├── UpstreamTimeoutError      no whole answer within the time budget
     │   └── UpstreamTooLargeError     the answer is larger than the cap
     └── VerifyError                   a verify run that could not be carried out
+        └── TargetUnreachableError    no connection to the verify target (has `.target`)
 
 The CLI maps every `RecorderError` to one line on stderr and exit code 1.
 """
@@ -55,6 +62,57 @@ class CorruptCassetteError(CassetteError):
         self.offset = offset
 
 
+class DamagedCassetteError(CorruptCassetteError):
+    """Bytes between whole records that form no record (a damaged record in the middle); the
+    message says how many bytes, where, and between which records."""
+
+    def __init__(self, path: Path | str, description: str, offset: int) -> None:
+        CassetteError.__init__(self, path, f"{description}; repair it first")
+        self.offset = offset
+        self.description = description
+
+
+class CassetteLockedError(CassetteError):
+    """Another writer holds the cassette's lock."""
+
+    def __init__(self, path: Path | str, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(path, f"is being written by another process ({holder})")
+        self.pid = pid
+
+
+class CassetteWriteError(CassetteError):
+    """An append that failed (e.g. `ENOSPC`); the file was truncated back to its last whole
+    record unless `rolled_back` is false. Later appends may succeed once the cause is gone."""
+
+    def __init__(self, path: Path | str, cause: OSError, *, rolled_back: bool = True) -> None:
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        outcome = (
+            "the record was not written and the cassette still ends with a whole record"
+            if rolled_back
+            else "the rollback failed too: the cassette may end in a torn record"
+        )
+        super().__init__(path, f"cannot append a record: {reason}; {outcome}")
+        self.cause: OSError | None = cause
+        self.errno: int | None = cause.errno
+        self.rolled_back = rolled_back
+
+
+class CassetteReplacedError(CassetteWriteError):
+    """The cassette was deleted (`deleted`) or replaced by another file since the writer opened
+    it; nothing more can be recorded into it."""
+
+    def __init__(self, path: Path | str, *, deleted: bool) -> None:
+        what = "deleted" if deleted else "replaced by another file"
+        CassetteError.__init__(
+            self, path, f"was {what} while recording; the records since are not in it"
+        )
+        self.cause = None
+        self.errno = None
+        self.rolled_back = True
+        self.deleted = deleted
+
+
 class CassetteExistsError(CassetteError):
     """Recording into an existing cassette without `append` or `overwrite`."""
 
@@ -85,3 +143,12 @@ class UpstreamTooLargeError(UpstreamError):
 
 class VerifyError(RecorderError):
     """A verify run that could not be carried out (target unreachable, bad credentials...)."""
+
+
+class TargetUnreachableError(VerifyError):
+    """No connection could be opened to the verify target (refused, DNS, TLS, connect timeout):
+    the run stops, nothing it sent is drift."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"cannot reach the target {target}: {reason}")
+        self.target = target

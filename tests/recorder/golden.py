@@ -6,11 +6,12 @@ change, since they prove that files written by old releases still load.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
 
-from recorder.cassette import FORMAT_NAME, encode_interaction
+from recorder.codec import FORMAT_NAME, encode_interaction, encode_record
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -96,11 +97,21 @@ def v1_bytes() -> bytes:
 
 
 def v2_bytes() -> bytes:
+    """Format 2: `[index, meta, request body, response body]` records, one after the other."""
+    return _records_bytes(2, encode_record)
+
+
+def v3_bytes() -> bytes:
+    """Format 3: format 2's records, each in a frame (sync marker, length, CRC32)."""
+    return _records_bytes(3, encode_interaction)
+
+
+def _records_bytes(version: int, encode: Callable[[Interaction], bytes]) -> bytes:
     out = [
         msgpack.packb(
             {
                 "format": FORMAT_NAME,
-                "version": 2,
+                "version": version,
                 "created_at": CREATED_AT,
                 "tool_version": "0.1.0",
                 "upstream": "https://api.capture.page",
@@ -119,7 +130,7 @@ def v2_bytes() -> bytes:
             request=RecordedRequest(method, path, query, (("Authorization", AUTH),), req_body),
             response=RecordedResponse(status, (("Content-Type", ctype),), resp_body, "OK"),
         )
-        out.append(encode_interaction(item))
+        out.append(encode(item))
     return b"".join(out)
 
 
@@ -127,6 +138,7 @@ def main() -> None:
     FIXTURES.mkdir(exist_ok=True)
     (FIXTURES / "golden-v1.cassette").write_bytes(v1_bytes())
     (FIXTURES / "golden-v2.cassette").write_bytes(v2_bytes())
+    (FIXTURES / "golden-v3.cassette").write_bytes(v3_bytes())
 
 
 if __name__ == "__main__":

@@ -17,18 +17,22 @@ from recorder.cassette import (
     FORMAT_NAME,
     FORMAT_VERSION,
     CassetteWriter,
+    Gap,
     WriteMode,
+    encode_interaction,
     open_cassette,
     repair_cassette,
 )
+from recorder.codec import encode_record, frame
 from recorder.errors import (
     CassetteExistsError,
     CassetteVersionError,
     CorruptCassetteError,
+    DamagedCassetteError,
     NotACassetteError,
     TornCassetteError,
 )
-from recorder.records import Interaction, RecordedRequest, RecordedResponse
+from recorder.records import IndexEntry, Interaction, RecordedRequest, RecordedResponse
 from tests.recorder import golden
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -103,9 +107,19 @@ def test_golden_v2_loads():
     assert items[1].duration == 0.25
 
 
+def test_golden_v3_loads():
+    with open_cassette(FIXTURES / "golden-v3.cassette") as cassette:
+        assert cassette.version == 3 == FORMAT_VERSION
+        items = list(cassette.interactions())
+        assert cassette.gaps == () and cassette.torn_tail is None
+    with open_cassette(FIXTURES / "golden-v2.cassette") as old:
+        assert list(old.interactions()) == items
+
+
 def test_goldens_are_what_the_generator_writes():
     assert (FIXTURES / "golden-v1.cassette").read_bytes() == golden.v1_bytes()
     assert (FIXTURES / "golden-v2.cassette").read_bytes() == golden.v2_bytes()
+    assert (FIXTURES / "golden-v3.cassette").read_bytes() == golden.v3_bytes()
 
 
 def test_newer_format_says_upgrade_capture_replay(tmp_path):
@@ -183,6 +197,7 @@ def test_garbage_after_records_is_reported_as_torn(tmp_path):
     with open_cassette(path) as cassette:
         assert len(cassette.entries) == 1
         assert cassette.torn_tail is not None and "undecodable" in cassette.torn_tail.reason
+        assert cassette.gaps == ()
 
 
 def test_writer_refuses_existing_and_appends_continuing_sequence(tmp_path):
@@ -269,3 +284,125 @@ def test_request_body_reads_only_the_request(tmp_path):
         assert cassette.request_body(first) == cassette.load(first).request.body
     with open_cassette(FIXTURES / "golden-v1.cassette") as old:
         assert old.request_body(old.entries[1]).startswith(b'{"type":"goto"')
+
+
+def _nine(path: Path) -> tuple[bytes, list[IndexEntry], list[Interaction]]:
+    items = [_item(seq, bytes([seq]) * (40 * seq)) for seq in range(1, 10)]
+    _write(path, items)
+    with open_cassette(path) as cassette:
+        return path.read_bytes(), list(cassette.entries), items
+
+
+def test_any_damaged_byte_in_a_middle_record_loses_that_record_only(tmp_path):
+    path = tmp_path / "a.cassette"
+    data, entries, items = _nine(path)
+    third = entries[2]
+    damaged = tmp_path / "damaged.cassette"
+    for at in range(third.offset, third.offset + third.length):
+        bad = bytearray(data)
+        bad[at] ^= 0x5A
+        damaged.write_bytes(bytes(bad))
+        with pytest.raises(DamagedCassetteError, match="between records #2 and #4") as info:
+            open_cassette(damaged)
+        assert info.value.offset == third.offset
+        with open_cassette(damaged, allow_damage=True) as cassette:
+            assert [e.seq for e in cassette.entries] == [1, 2, 4, 5, 6, 7, 8, 9], at
+            assert cassette.gaps == (
+                Gap(third.offset, third.length, cassette.gaps[0].reason, 2, 4),
+            ), at
+            assert cassette.torn_tail is None
+            assert [cassette.load(e) for e in cassette.entries] == items[:2] + items[3:]
+
+
+def test_repair_keeps_every_whole_record_and_the_original_as_bak(tmp_path):
+    path = tmp_path / "a.cassette"
+    data, entries, items = _nine(path)
+    bad = bytearray(data)
+    bad[entries[2].offset + entries[2].length - 5] ^= 0xFF  # in record 3's answer body
+    bad[entries[6].offset] = 0  # record 7's sync marker
+    torn = bytes(bad) + data[entries[8].offset : entries[8].offset + 30]  # and a torn tail
+    path.write_bytes(torn)
+    report = repair_cassette(path)
+    assert report.kept == 7
+    assert report.cut_bytes == entries[2].length + entries[6].length + 30
+    assert [(g.after_seq, g.before_seq) for g in report.gaps] == [(2, 4), (6, 8)]
+    assert report.torn_tail is not None and report.torn_tail.size == 30
+    assert report.backup == tmp_path / "a.cassette.bak"
+    assert report.backup.read_bytes() == torn
+    with open_cassette(path) as cassette:
+        kept = [cassette.load(e) for e in cassette.entries]
+        assert cassette.gaps == () and cassette.torn_tail is None
+    assert kept == [items[i] for i in (0, 1, 3, 4, 5, 7, 8)]
+    again = repair_cassette(path)
+    assert (again.kept, again.cut_bytes, again.backup) == (7, 0, None)
+    path.write_bytes(torn)
+    second = repair_cassette(path, backup=False)
+    assert second.backup is None and second.kept == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.cassette", "a.cassette.bak"]
+    path.write_bytes(torn)
+    assert repair_cassette(path).backup == tmp_path / "a.cassette.bak.1"
+
+
+def test_damaged_v2_record_is_skipped_and_the_next_found_again(tmp_path):
+    data = (FIXTURES / "golden-v2.cassette").read_bytes()
+    with open_cassette(FIXTURES / "golden-v2.cassette") as cassette:
+        second = cassette.entries[1]
+    bad = bytearray(data)
+    bad[second.offset] = 0xC1  # the record's array header: msgpack's never-used byte
+    path = tmp_path / "old.cassette"
+    path.write_bytes(bytes(bad))
+    with open_cassette(path, allow_damage=True) as cassette:
+        assert [e.seq for e in cassette.entries] == [1, 3]
+        (gap,) = cassette.gaps
+        assert (gap.offset, gap.size, gap.after_seq, gap.before_seq) == (
+            second.offset,
+            second.length,
+            1,
+            3,
+        )
+    assert repair_cassette(path).kept == 2
+
+
+def _raw_record(index_changes: dict[str, object]) -> bytes:
+    record = msgpack.unpackb(encode_record(_item(2)), raw=False)
+    record[0].update(index_changes)
+    return frame(msgpack.packb(record, use_bin_type=True))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"start": float("nan")},
+        {"duration": float("inf")},
+        {"start": float("-inf")},
+        {"seq": 2**63},
+        {"request_size": 2**64 - 1},
+        {"status": "200"},
+        {"status": True},
+        {"method": 5},
+        {"session_id": b"sess"},
+        {"start": 1e300},
+    ],
+    ids=repr,
+)
+def test_a_record_with_a_bad_index_is_damage_not_a_traceback(tmp_path, changes):
+    path = tmp_path / "a.cassette"
+    _write(path, [_item(1)])
+    with open(path, "ab") as f:
+        f.write(_raw_record(changes))
+        f.write(encode_interaction(_item(3)))
+    with pytest.raises(DamagedCassetteError, match="between records #1 and #3"):
+        open_cassette(path)
+    with open_cassette(path, allow_damage=True) as cassette:
+        assert [e.seq for e in cassette.entries] == [1, 3]
+        assert "invalid" in cassette.gaps[0].reason
+
+
+def test_append_refuses_a_damaged_cassette(tmp_path):
+    path = tmp_path / "a.cassette"
+    data, entries, _ = _nine(path)
+    bad = bytearray(data)
+    bad[entries[4].offset + 20] ^= 1
+    path.write_bytes(bytes(bad))
+    with pytest.raises(DamagedCassetteError, match="repair"):
+        CassetteWriter(path, upstream="u", mode=WriteMode.APPEND)
