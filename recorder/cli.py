@@ -2,9 +2,10 @@
 group `commands` (which `mock_server.cli` mounts into `capture-replay`).
 
 The logic lives in `recorder.cassette`, `recorder.export` and `recorder.audit`; this module parses
-flags, formats tables and picks exit codes: 0, 1 on unreadable input (one line on stderr, through
-`recorder.cli_errors`, after printing every whole record), 3 when the secret scan finds something,
-4 over the credit budget. Imports no other command module, and never `mock_server`.
+flags, formats tables and picks exit codes: 0, 1 on unreadable, damaged or torn input (one line
+on stderr, through `recorder.cli_errors`, after printing every whole record), 3 when the secret
+scan finds something, 4 over the credit budget. Imports no other command module, and never
+`mock_server`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import click
 
 from recorder.audit import AuditReport, audit_cassettes, check_budget
 from recorder.cassette import Cassette, repair_cassette
-from recorder.cli_errors import fail_on_torn_tail, one_line_errors, opened_cassettes
+from recorder.cli_errors import fail_on_damage, one_line_errors, opened_cassettes
 from recorder.contract import main_argument
 from recorder.export import export_har, export_json
 
@@ -126,6 +127,16 @@ def _inspect_json(cassette: Cassette) -> dict[str, Any]:
         "upstream": cassette.header.upstream,
         "createdAt": cassette.header.created_at,
         "tornTail": None if torn is None else {"offset": torn.offset, "size": torn.size},
+        "damage": [
+            {
+                "offset": g.offset,
+                "size": g.size,
+                "afterSeq": g.after_seq,
+                "beforeSeq": g.before_seq,
+                "reason": g.reason,
+            }
+            for g in cassette.gaps
+        ],
         "sessions": [
             {"sessionId": sid, "exchanges": rows} for sid, rows in _inspect_rows(cassette).items()
         ],
@@ -143,7 +154,7 @@ def inspect(files: tuple[Path, ...], as_json: bool) -> None:
             click.echo(json.dumps(document, indent=2))
         else:
             click.echo("\n\n".join(_inspect_table(c, _inspect_rows(c)) for c in cassettes))
-        fail_on_torn_tail(cassettes)
+        fail_on_damage(cassettes)
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -173,7 +184,7 @@ def export(files: tuple[Path, ...], fmt: ExportFormat, output: Path | None) -> N
             click.echo(text)
         else:
             output.write_text(text + "\n", encoding="utf-8")
-        fail_on_torn_tail(cassettes)
+        fail_on_damage(cassettes)
 
 
 # -- audit -------------------------------------------------------------------------------------
@@ -246,7 +257,7 @@ def audit(
                     f"budget: {check.total} of {check.budget} credits"
                     + (" EXCEEDED" if check.exceeded else "")
                 )
-        fail_on_torn_tail(cassettes)
+        fail_on_damage(cassettes)
     if report.findings:
         click.echo(f"error: {len(report.findings)} secret(s) found in the cassette(s)", err=True)
         click.get_current_context().exit(SECRETS_FOUND_EXIT)
@@ -266,13 +277,19 @@ def audit(
 
 @commands.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def repair(file: Path) -> None:
-    """Cut a torn tail off a cassette (through a temp file); whole records are kept."""
+@click.option(
+    "--no-backup", is_flag=True, help="Do not keep the original as FILE.bak (or FILE.bak.N)."
+)
+def repair(file: Path, no_backup: bool) -> None:
+    """Keep every whole record of a cassette and drop the damaged bytes between them and a torn
+    tail (through a temp file). The original is kept as FILE.bak unless --no-backup."""
     with one_line_errors():
-        report = repair_cassette(file)
-    if report.cut_bytes:
-        click.echo(
-            f"{file}: kept {report.kept} records, cut {report.cut_bytes} bytes ({report.reason})"
-        )
-    else:
+        report = repair_cassette(file, backup=not no_backup)
+    if not report.cut_bytes:
         click.echo(f"{file}: nothing to repair ({report.kept} records)")
+        return
+    click.echo(
+        f"{file}: kept {report.kept} records, cut {report.cut_bytes} bytes ({report.reason})"
+    )
+    if report.backup is not None:
+        click.echo(f"{file}: the original is kept as {report.backup}")

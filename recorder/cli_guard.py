@@ -4,8 +4,9 @@ live target), on the click group `commands` (which `mock_server.cli` mounts into
 `capture-replay`).
 
 The logic lives in `recorder.report`, `recorder.diff` and `recorder.verify`; this module parses
-flags, shows progress on stderr and maps outcomes to exit codes: 0 no drift, 1 drift or bad
-input (one line on stderr, through `recorder.cli_errors`), 2 usage, 130 interrupted. Imports no
+flags, shows progress on stderr and maps outcomes to exit codes: 0 no drift, 1 drift or bad,
+damaged or (`report`) torn input (one line on stderr, through `recorder.cli_errors`, after the
+output), 2 usage or an unreachable `verify` target, 130 interrupted. Imports no
 other command module, and never `mock_server`.
 """
 
@@ -22,13 +23,14 @@ from pathlib import Path
 import click
 
 from recorder.cassette import Cassette
-from recorder.cli_errors import one_line_errors, opened_cassettes
+from recorder.cli_errors import fail_on_damage, one_line_errors, opened_cassettes
 from recorder.diff import DEFAULT_IMAGE_THRESHOLD, DiffReport, diff_cassettes
-from recorder.errors import VerifyError
+from recorder.errors import TargetUnreachableError, VerifyError
 from recorder.report import render_report
 from recorder.verify import VerifyResult, target_url, verify_cassette
 
 DRIFT_EXIT = 1
+USAGE_EXIT = 2
 INTERRUPTED_EXIT = 130
 TOKEN_HINT = "pass --token or set CAPTURE_REPLAY_TOKEN"
 _THRESHOLD = click.option(
@@ -39,6 +41,12 @@ _THRESHOLD = click.option(
     help="Share of pixels (0..1) that may differ before a screenshot counts as drift.",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class _UnreachableExit(click.ClickException):
+    """The target could not be reached: one line, exit 2 (the run could not be carried out)."""
+
+    exit_code = USAGE_EXIT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,16 +96,27 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
     show_default=True,
     help="HTML file to write.",
 )
-def report(files: tuple[Path, ...], output: Path) -> None:
-    """Write one self-contained HTML timeline of cassettes: sessions, screenshots, credits."""
+@click.option(
+    "--tolerate-damage",
+    is_flag=True,
+    help="Exit 0 even when a cassette is damaged or ends in a torn record (its whole records "
+    "are shown either way).",
+)
+def report(files: tuple[Path, ...], output: Path, tolerate_damage: bool) -> None:
+    """Write one self-contained HTML timeline of cassettes: sessions, screenshots, credits.
+
+    Exits 1 when a cassette is damaged or torn (after writing the whole records), unless
+    --tolerate-damage."""
     with (
         opened_cassettes(files, warn_torn=True) as cassettes,
         _progress("reading exchanges") as progress,
     ):
         document = render_report(cassettes, on_progress=progress)
-    with one_line_errors(f"{output}: cannot write"):
-        output.write_text(document, encoding="utf-8")
-    click.echo(f"wrote {output} ({len(document.encode()) // 1024} KB)")
+        with one_line_errors(f"{output}: cannot write"):
+            output.write_text(document, encoding="utf-8")
+        click.echo(f"wrote {output} ({len(document.encode()) // 1024} KB)")
+        if not tolerate_damage:
+            fail_on_damage(cassettes)
 
 
 # -- diff ----------------------------------------------------------------------------------------
@@ -116,7 +135,8 @@ def diff(a: Path, b: Path, image_threshold: float, as_json: bool) -> None:
     """Exchanges added, removed or changed from cassette A to cassette B. Exits 1 on drift."""
     with opened_cassettes((a, b), warn_torn=True) as (first, second):
         result = diff_cassettes(first, second, image_threshold)
-    _print_report(result, as_json)
+        _print_report(result, as_json)
+        fail_on_damage([first, second], torn=False)
     if result.drift:
         click.get_current_context().exit(DRIFT_EXIT)
 
@@ -205,7 +225,8 @@ def verify(
 ) -> None:
     """Re-run a cassette's requests against a live target and report drift as `diff` does.
 
-    Exits 0 without drift, 1 on drift, 130 when interrupted (the partial report is printed)."""
+    Exits 0 without drift, 1 on drift or a damaged cassette, 2 when the target cannot be reached,
+    130 when interrupted (the partial report is printed)."""
     with (
         opened_cassettes((file,), warn_torn=True) as (cassette,),
         _progress("verifying") as progress,
@@ -216,17 +237,20 @@ def verify(
                     cassette, against, token, image_threshold, timeout, progress
                 )
             )
+        except TargetUnreachableError as err:
+            raise _UnreachableExit(str(err)) from err
         except VerifyError as err:  # the run could not start (the target checked by _target)
             hint = "" if token else f"; {TOKEN_HINT}"
             raise click.UsageError(f"{err}{hint}") from err
         except (asyncio.CancelledError, KeyboardInterrupt):
             click.echo("aborted", err=True)
             click.get_current_context().exit(INTERRUPTED_EXIT)
-    _print_report(result.report, as_json)
-    if result.closed_leftovers:
-        click.echo(f"closed {result.closed_leftovers} live session(s) left open", err=True)
-    if result.interrupted:
-        click.echo(f"interrupted after {result.sent} of {result.total} exchanges", err=True)
-        click.get_current_context().exit(INTERRUPTED_EXIT)
+        _print_report(result.report, as_json)
+        if result.closed_leftovers:
+            click.echo(f"closed {result.closed_leftovers} live session(s) left open", err=True)
+        if result.interrupted:
+            click.echo(f"interrupted after {result.sent} of {result.total} exchanges", err=True)
+            click.get_current_context().exit(INTERRUPTED_EXIT)
+        fail_on_damage([cassette], torn=False)
     if result.report.drift:
         click.get_current_context().exit(DRIFT_EXIT)

@@ -293,3 +293,84 @@ def test_commands_are_registered_on_the_real_cli(runner, recorded):
     assert {"record", "inspect", "export", "audit", "repair"} <= set(main.commands)
     result = runner.invoke(main, ["inspect", "--json", str(recorded)])
     assert result.exit_code == 0 and json.loads(result.stdout)["cassettes"]
+
+
+def _damage_record(path: Path, seq: int) -> tuple[int, int]:
+    """Flip one byte in the middle of record `seq`; its (offset, length)."""
+    from recorder.cassette import open_cassette
+
+    with open_cassette(path) as cassette:
+        entry = next(e for e in cassette.entries if e.seq == seq)
+    data = bytearray(path.read_bytes())
+    data[entry.offset + entry.length // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return entry.offset, entry.length
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["inspect", "--json"], ["export"], ["audit"]])
+def test_reading_tools_report_damage_in_the_middle_loudly_after_every_whole_record(
+    cli, runner, recorded, command
+):
+    offset, length = _damage_record(recorded, 3)
+    result = runner.invoke(cli, [*command, str(recorded)])
+    assert result.exit_code == 1, result.output
+    expected = f"{length} bytes at byte {offset} between records #2 and #4"
+    assert expected in result.stderr and "10 whole records readable" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {recorded}: damaged: ")
+    assert "capture-replay repair" in result.stderr and "Traceback" not in result.output
+    if command == ["export"]:
+        seqs = [x["seq"] for x in json.loads(result.stdout)["interactions"]]
+        assert seqs == [1, 2, *range(4, 12)]
+    if command == ["inspect", "--json"]:
+        (damage,) = json.loads(result.stdout)["cassettes"][0]["damage"]
+        assert (damage["afterSeq"], damage["beforeSeq"], damage["size"]) == (2, 4, length)
+    if command == ["inspect"]:
+        assert "sess_bbbb" in result.stdout  # the records after the damage are shown
+
+
+def test_repair_keeps_the_records_after_the_damage_and_a_backup(cli, runner, recorded):
+    original = recorded.read_bytes()
+    _damage_record(recorded, 3)
+    damaged = recorded.read_bytes()
+    result = runner.invoke(cli, ["repair", str(recorded)])
+    assert result.exit_code == 0, result.output
+    assert "kept 10 records" in result.stdout and "between records #2 and #4" in result.stdout
+    assert f"kept as {recorded}.bak" in result.stdout
+    assert Path(f"{recorded}.bak").read_bytes() == damaged
+    assert len(recorded.read_bytes()) < len(original)
+    listed = runner.invoke(cli, ["export", str(recorded)])
+    assert listed.exit_code == 0, listed.output
+    assert [x["seq"] for x in json.loads(listed.stdout)["interactions"]] == [1, 2, *range(4, 12)]
+    _damage_record(recorded, 5)
+    quiet = runner.invoke(cli, ["repair", "--no-backup", str(recorded)])
+    assert quiet.exit_code == 0 and "kept 9 records" in quiet.stdout and ".bak" not in quiet.stdout
+    assert not Path(f"{recorded}.bak.1").exists()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"start": float("nan")}, {"duration": float("inf")}, {"seq": 2**63}, {"status": "x"}],
+    ids=repr,
+)
+@pytest.mark.parametrize(
+    "command", [["inspect"], ["inspect", "--json"], ["export"], ["export", "--format", "har"]]
+)
+def test_a_record_with_nan_infinity_or_a_huge_or_wrong_index_is_damage(
+    cli, runner, tmp_path, changes, command
+):
+    from recorder.codec import encode_interaction, encode_record, frame
+
+    path = write(tmp_path / "odd.cassette", flow()[:2])
+    record = msgpack.unpackb(encode_record(flow()[2]), raw=False)
+    record[0].update(changes)
+    with open(path, "ab") as f:
+        f.write(frame(msgpack.packb(record, use_bin_type=True)))
+        f.write(encode_interaction(flow()[3]))
+    result = runner.invoke(cli, [*command, str(path)])
+    assert (
+        result.exit_code == 1
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    ), result.exception
+    assert "between records #2 and #4" in result.stderr and "invalid" in result.stderr
+    assert "Traceback" not in result.output

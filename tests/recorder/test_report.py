@@ -87,3 +87,59 @@ def test_report_embeds_a_very_large_picture_re_encoded():
     small = make_shot("body", "image/png", png())
     assert small is not None and small.full_uri.startswith("data:image/png;base64,")
     assert make_shot("body", "image/png", b"not an image") is None
+
+
+def _torn_and_damaged(tmp_path):
+    from recorder.cassette import open_cassette as open_
+
+    torn = write_flow(tmp_path / "torn.cassette")
+    torn.write_bytes(torn.read_bytes()[:-9])
+    damaged = write_flow(tmp_path / "damaged.cassette")
+    with open_(damaged) as cassette:
+        entry = cassette.entries[2]
+    data = bytearray(damaged.read_bytes())
+    data[entry.offset + 30] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    return torn, damaged
+
+
+def test_report_exits_1_on_a_torn_or_damaged_cassette_unless_told_to_tolerate(tmp_path):
+    torn, damaged = _torn_and_damaged(tmp_path)
+    out = tmp_path / "r.html"
+    for path, words in ((torn, "truncated cassette"), (damaged, "between records #2 and #4")):
+        result = CliRunner().invoke(commands, ["report", str(path), "-o", str(out)])
+        assert result.exit_code == 1, result.output
+        assert words in result.stderr and "capture-replay repair" in result.stderr
+        assert out.exists()  # the whole records are written all the same
+        out.unlink()
+        tolerated = CliRunner().invoke(
+            commands, ["report", "--tolerate-damage", str(path), "-o", str(out)]
+        )
+        assert tolerated.exit_code == 0, tolerated.output
+        assert "warning:" in tolerated.stderr
+
+
+def test_report_shows_a_record_with_nan_in_its_index_as_damage_not_a_traceback(tmp_path):
+    import msgpack
+
+    from recorder.codec import encode_record, frame
+
+    path = write_flow(tmp_path / "flow.cassette")
+    with open_cassette(path) as cassette:
+        item = cassette.load(cassette.entries[0])
+    record = msgpack.unpackb(encode_record(item), raw=False)
+    record[0]["start"] = float("nan")
+    with open(path, "ab") as f:
+        f.write(frame(msgpack.packb(record, use_bin_type=True)))
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(commands, ["report", str(path), "-o", str(out)])
+    assert result.exit_code == 1 and "invalid 'start'" in result.stderr, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_diff_exits_1_naming_the_damage(tmp_path):
+    _, damaged = _torn_and_damaged(tmp_path)
+    other = write_flow(tmp_path / "other.cassette")
+    result = CliRunner().invoke(commands, ["diff", str(other), str(damaged)])
+    assert result.exit_code == 1
+    assert "between records #2 and #4" in result.stderr.strip().splitlines()[-1]
