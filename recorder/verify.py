@@ -8,7 +8,9 @@ left open are closed at the end, also after a stop request (Ctrl-C), so a partia
 keep billing.
 
 Capture's wire rules come from `recorder.contract`; drift is computed by `recorder.diff`. Errors
-are `recorder.errors.VerifyError` and name no CLI flag. Must not import `mock_server` or click.
+are `recorder.errors.VerifyError` and name no CLI flag; a target that cannot be connected to
+(at any exchange) stops the run with `TargetUnreachableError`, it is not drift. Must not import
+`mock_server` or click.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from recorder.diff import (
     diff_exchanges,
     exchanges_of,
 )
-from recorder.errors import VerifyError
+from recorder.errors import TargetUnreachableError, VerifyError
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 
+_CONNECT_TIMEOUT = 10.0
 LOCAL_SECRET = "local"  # default secret of the token built for a loopback target
 _KEPT_REQUEST_HEADERS = frozenset({"content-type", "accept"})
 ProgressCallback = Callable[[int, int], None]
@@ -79,6 +82,14 @@ def bare_token(token: str) -> str:
     """`token` without a leading `Bearer ` (users paste either form)."""
     scheme, _, rest = token.strip().partition(" ")
     return rest.strip() if scheme.lower() == "bearer" and rest.strip() else token.strip()
+
+
+def _reason(err: Exception) -> str:
+    """Why a connection failed, without aiohttp's wording around it."""
+    cause = getattr(err, "os_error", None)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(err) or type(err).__name__
 
 
 @dataclass(slots=True)
@@ -133,6 +144,8 @@ class _Run:
                 response = RecordedResponse(
                     resp.status, tuple(resp.headers.items()), body, resp.reason or ""
                 )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            raise TargetUnreachableError(self.target, _reason(err)) from err
         except (aiohttp.ClientError, TimeoutError) as err:
             error = {
                 "success": False,
@@ -192,7 +205,9 @@ async def verify_cassette(
     entries = sorted(cassette.entries, key=lambda e: e.seq)
     live: list[Exchange] = []
     interrupted = False
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+    # a connect that hangs says "unreachable" within seconds, not after the exchange's budget
+    limits = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, _CONNECT_TIMEOUT))
+    async with aiohttp.ClientSession(timeout=limits) as http:
         run = _Run(target, token or None, http, {}, {})
         try:
             for done, entry in enumerate(entries):

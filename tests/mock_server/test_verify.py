@@ -238,3 +238,21 @@ async def test_verify_command_stops_cleanly_on_ctrl_c(tmp_path):
     ]
     # No token given, loopback target: base64(recordedUser:local) was sent.
     assert {a for _, _, a in target.received} == {"Bearer dXNlcl8xMjM6bG9jYWw="}
+
+
+def test_verify_against_an_unreachable_target_exits_2_with_one_line(tmp_path):
+    import socket
+
+    from recorder.cli_guard import commands
+
+    cassette = write_flow(tmp_path / "flow.cassette")
+    with socket.socket() as s:  # a port nothing listens on once this socket is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = f"http://127.0.0.1:{port}"
+    result = CliRunner().invoke(commands, ["verify", str(cassette), "--against", target])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Error: cannot reach the target {target}: "), lines
+    assert "drift" not in result.stdout.lower() and "Usage" not in result.stderr
+    assert result.stdout == ""
