@@ -230,13 +230,18 @@ class Cassette:
             self._stream = None
             raise BadRecordError(f"undecodable record ({err})") from err
         end = base + unpacker.tell()
-        return check_record(upgrade_record(raw, self.version)), end - pos
+        try:
+            return check_record(upgrade_record(raw, self.version)), end - pos
+        except BadRecordError:
+            self._stream = None
+            raise
 
     def _resync(self, start: int) -> tuple[int, dict[str, Any], int] | None:
         """The first whole record at or after `start`, found by its start bytes."""
         marker = RECORD_STARTS[self.version]
         pos = start
         while pos < self._size:
+            self._stream = None  # the scan moves the file under a stream unpacker
             self._file.seek(pos)
             chunk = self._file.read(_READ_SIZE + len(marker) - 1)
             found = chunk.find(marker)

@@ -406,3 +406,55 @@ def test_append_refuses_a_damaged_cassette(tmp_path):
     path.write_bytes(bytes(bad))
     with pytest.raises(DamagedCassetteError, match="repair"):
         CassetteWriter(path, upstream="u", mode=WriteMode.APPEND)
+
+
+def test_a_v2_record_with_a_nan_in_its_index_is_skipped(tmp_path):
+    header = msgpack.packb(
+        {
+            "format": FORMAT_NAME,
+            "version": 2,
+            "created_at": 0.0,
+            "tool_version": "0.1.0",
+            "upstream": "u",
+        }
+    )
+    bad = msgpack.unpackb(encode_record(_item(2)), raw=False)
+    bad[0]["start"] = float("nan")
+    path = tmp_path / "old.cassette"
+    path.write_bytes(
+        header
+        + encode_record(_item(1))
+        + msgpack.packb(bad, use_bin_type=True)
+        + encode_record(_item(3, b"x" * 3_000_000))
+    )
+    with open_cassette(path, allow_damage=True) as cassette:
+        assert [e.seq for e in cassette.entries] == [1, 3]
+        assert cassette.gaps[0].after_seq == 1 and "invalid 'start'" in cassette.gaps[0].reason
+        assert cassette.load(cassette.entries[1]).response.body == b"x" * 3_000_000
+
+
+def test_random_damage_never_loses_an_untouched_record(tmp_path):
+    import random
+
+    path = tmp_path / "a.cassette"
+    data, entries, _ = _nine(path)
+    spans = {e.seq: range(e.offset, e.offset + e.length) for e in entries}
+    rng = random.Random(10)
+    damaged = tmp_path / "damaged.cassette"
+    for _ in range(300):
+        bad = bytearray(data)
+        hit = sorted(rng.sample(range(entries[0].offset, len(data)), rng.randint(1, 4)))
+        for at in hit:
+            bad[at] = rng.randrange(256) if bad[at] else 1
+        cut = rng.choice([len(bad), rng.randrange(entries[0].offset, len(bad) + 1)])
+        damaged.write_bytes(bytes(bad[:cut]))
+        untouched = {
+            seq
+            for seq, span in spans.items()
+            if span.stop <= cut and not any(at in span for at in hit)
+        }
+        with open_cassette(damaged, allow_damage=True) as cassette:
+            found = {e.seq for e in cassette.entries}
+            assert untouched <= found, (hit, cut)
+            for entry in cassette.entries:
+                cassette.load(entry)
