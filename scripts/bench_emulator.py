@@ -128,7 +128,8 @@ async def main() -> None:
                     listing,
                 ),
                 "content text": (
-                    lambda: page.content(),
+                    # The same work in the page: the body's rendered text.
+                    lambda: page.evaluate("() => document.body.innerText"),
                     lambda: act(sid, "content", {"format": "text"}),
                     listing,
                 ),
