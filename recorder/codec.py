@@ -13,7 +13,6 @@ a whole one and find the next whole record after damage (scan for `SYNC`, check 
 
 from __future__ import annotations
 
-import math
 import struct
 import time
 import zlib
@@ -143,66 +142,79 @@ def unframe(data: bytes | memoryview) -> memoryview:
 # Checks: a record read from disk is used only once every field has its type and a sane range.
 
 
-def _count(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= _MAX_COUNT
+_NUMBERS = (int, float)
+_TEXT_FIELDS = ("method", "path", "query")
+_OPTIONAL_TEXT_FIELDS = ("session_id", "action_type", "user", "error")
+_INDEX_KEYS = frozenset(
+    (
+        "seq",
+        "start",
+        "duration",
+        "status",
+        "request_size",
+        "response_size",
+        *_TEXT_FIELDS,
+        *_OPTIONAL_TEXT_FIELDS,
+    )
+)
 
 
-def _epoch(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and 0 <= value <= _MAX_EPOCH
-
-
-def _seconds(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and 0 <= value <= _MAX_SECONDS
-
-
-def _text(value: Any) -> bool:
-    return type(value) is str
-
-
-def _optional_text(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def _status(value: Any) -> bool:
-    return type(value) is int and 100 <= value <= 999
-
-
-_INDEX_FIELDS: dict[str, Callable[[Any], bool]] = {
-    "seq": _count,
-    "start": _epoch,
-    "duration": _seconds,
-    "session_id": _optional_text,
-    "action_type": _optional_text,
-    "user": _optional_text,
-    "method": _text,
-    "path": _text,
-    "query": _text,
-    "status": _status,
-    "request_size": _count,
-    "response_size": _count,
-    "error": _optional_text,
-}
+def _bad(name: str) -> BadRecordError:
+    return BadRecordError(f"the record's index has an invalid {name!r}")
 
 
 def check_index(index: Any) -> dict[str, Any]:
     """`index` when every field has its type and range (no NaN, no infinity, no integer past
-    2^53, no wrong type); `BadRecordError` naming the first bad field otherwise."""
+    2^53, no wrong type); `BadRecordError` naming the first bad field otherwise. Written out
+    field by field: it runs once per record whenever a cassette is opened."""
     if type(index) is not dict:
         raise BadRecordError("the record's index is not a map")
-    for name, valid in _INDEX_FIELDS.items():
-        if name not in index:
-            raise BadRecordError(f"the record's index has no {name!r}")
-        if not valid(index[name]):
-            raise BadRecordError(f"the record's index has an invalid {name!r}")
+    if not _INDEX_KEYS <= index.keys():
+        missing = sorted(_INDEX_KEYS - index.keys())[0]
+        raise BadRecordError(f"the record's index has no {missing!r}")
+    for name in ("seq", "request_size", "response_size"):
+        value = index[name]
+        if type(value) is not int or not 0 <= value <= _MAX_COUNT:
+            raise _bad(name)
+    value = index["start"]
+    if type(value) not in _NUMBERS or not 0 <= value <= _MAX_EPOCH:  # NaN fails both
+        raise _bad("start")
+    value = index["duration"]
+    if type(value) not in _NUMBERS or not 0 <= value <= _MAX_SECONDS:
+        raise _bad("duration")
+    value = index["status"]
+    if type(value) is not int or not 100 <= value <= 999:
+        raise _bad("status")
+    for name in _TEXT_FIELDS:
+        if type(index[name]) is not str:
+            raise _bad(name)
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = index[name]
+        if value is not None and type(value) is not str:
+            raise _bad(name)
     return index
 
 
 def _check_headers(pairs: Any, which: str) -> tuple[tuple[str, str], ...]:
-    if type(pairs) is not list or not all(
-        type(p) is list and len(p) == 2 and type(p[0]) is str and type(p[1]) is str for p in pairs
-    ):
-        raise BadRecordError(f"the record's {which} headers are not name-value text pairs")
-    return tuple((k, v) for k, v in pairs)
+    if type(pairs) is list:
+        for pair in pairs:
+            if type(pair) is not list or len(pair) != 2:
+                break
+            name, value = pair
+            if type(name) is not str or type(value) is not str:
+                break
+        else:
+            return tuple((k, v) for k, v in pairs)
+    raise BadRecordError(f"the record's {which} headers are not name-value text pairs")
+
+
+def _check_meta(meta: Any) -> None:
+    if type(meta) is not dict:
+        raise BadRecordError("the record's meta is not a map")
+    _check_headers(meta.get("request_headers"), "request")
+    _check_headers(meta.get("response_headers"), "response")
+    if type(meta.get("reason", "")) is not str:
+        raise BadRecordError("the record's reason is not text")
 
 
 def check_record(record: Any) -> list[Any]:
@@ -212,36 +224,16 @@ def check_record(record: Any) -> list[Any]:
         raise BadRecordError("a record is not a 4-array")
     index, meta, req_body, resp_body = record
     check_index(index)
-    if type(meta) is not dict:
-        raise BadRecordError("the record's meta is not a map")
-    _check_headers(meta.get("request_headers"), "request")
-    _check_headers(meta.get("response_headers"), "response")
-    if type(meta.get("reason", "")) is not str:
-        raise BadRecordError("the record's reason is not text")
+    _check_meta(meta)
     if type(req_body) is not bytes or type(resp_body) is not bytes:
         raise BadRecordError("a body of the record is not binary")
     return record
 
 
-_INDEX_PEEK = 4096
-
-
 def index_of_payload(payload: bytes | memoryview) -> dict[str, Any]:
-    """The checked index map of a current-format record payload, without decoding its bodies
-    (its checksum already vouched for the bytes; `decode_record` checks the rest on load)."""
-    for size in (_INDEX_PEEK, len(payload)):
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_RECORD)
-        unpacker.feed(payload[:size])
-        try:
-            if unpacker.read_array_header() != 4:
-                raise BadRecordError("a record is not a 4-array")
-            return check_index(unpacker.unpack())
-        except msgpack.OutOfData:
-            if size >= len(payload):
-                break
-        except (ValueError, msgpack.UnpackException) as err:
-            raise BadRecordError(f"undecodable record ({err})") from err
-    raise BadRecordError("undecodable record (it ends inside its index)")
+    """The index map of a current-format record payload, once all of the record passed the
+    checks (decoding the bodies whole is cheaper than walking around them)."""
+    return decode_record(payload, FORMAT_VERSION)[0]
 
 
 def decode_record(payload: bytes | memoryview, version: int) -> list[Any]:
