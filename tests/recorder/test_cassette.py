@@ -458,3 +458,26 @@ def test_random_damage_never_loses_an_untouched_record(tmp_path):
             assert untouched <= found, (hit, cut)
             for entry in cassette.entries:
                 cassette.load(entry)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda r: r[1].update(request_headers=[[1, 2]]),
+        lambda r: r[1].update(response_headers="x"),
+        lambda r: r.__setitem__(3, "not bytes"),
+        lambda r: r.append(b"extra"),
+    ],
+    ids=["header-types", "headers-not-a-list", "body-not-binary", "five-items"],
+)
+def test_a_record_with_bad_meta_or_bodies_is_damage_at_open(tmp_path, mangle):
+    path = tmp_path / "a.cassette"
+    _write(path, [_item(1)])
+    record = msgpack.unpackb(encode_record(_item(2)), raw=False)
+    mangle(record)
+    with open(path, "ab") as f:
+        f.write(frame(msgpack.packb(record, use_bin_type=True)))
+        f.write(encode_interaction(_item(3)))
+    with open_cassette(path, allow_damage=True) as cassette:
+        assert [e.seq for e in cassette.entries] == [1, 3]
+        assert [cassette.load(e).seq for e in cassette.entries] == [1, 3]
