@@ -4,6 +4,7 @@
 
 A selector is waited for until visible, scrolled into view when outside the viewport, and acted
 on at its centre; the answer carries the element's diagnostics (`page_scripts.DESCRIBE`).
+Imports no aiohttp: HTTP is the API layer's.
 """
 
 from __future__ import annotations

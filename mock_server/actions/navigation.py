@@ -3,6 +3,7 @@
 A navigation answers `{url, title, status}`. A failed one leaves Chromium's error page to commit
 after Playwright has reported the failure; this module settles it so that it cannot interrupt
 the session's next navigation, and retries a navigation such a late page did interrupt.
+Imports no aiohttp: HTTP is the API layer's.
 """
 
 from __future__ import annotations

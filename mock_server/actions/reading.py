@@ -3,6 +3,7 @@
 
 Screenshots go through CDP (so they keep the session's live viewport emulation); `query` and
 `content` text are computed in the page in one evaluation each.
+Imports no aiohttp: HTTP is the API layer's.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 `goto`, `screenshot` and any action with `screenshot: true` (the dispatcher decides when).
 
 The precedence rules are in the README (Actions: payload fields the contract does not name).
+Imports no aiohttp: HTTP is the API layer's.
 """
 
 from __future__ import annotations
