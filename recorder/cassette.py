@@ -469,7 +469,12 @@ def repair_cassette(path: str | os.PathLike[str], *, backup: bool = True) -> Rep
             yield cassette.raw_header()
             yield from cassette.raw_records()
 
-        _write_atomically(p, chunks())
+        try:
+            _write_atomically(p, chunks())
+        except BaseException:
+            if kept_as is not None:  # the original was not touched: no backup needed
+                kept_as.unlink(missing_ok=True)
+            raise
         return RepairReport(kept, cut, reason, cassette.gaps, cassette.torn_tail, kept_as)
 
 

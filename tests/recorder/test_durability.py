@@ -273,3 +273,31 @@ def test_serve_refuses_a_damaged_cassette_with_one_line(tmp_path, damage):
     (line,) = run.stderr.strip().splitlines()
     where = "before record #2 (the first)" if damage == "flipped-byte" else "records #2 and #4"
     assert line.startswith(f"Error: {path}: damaged: ") and where in line, line
+
+
+def test_a_repair_that_cannot_write_leaves_the_original_and_no_backup(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "a.cassette"
+    with CassetteWriter(path, upstream="u") as writer:
+        writer.append(_item(1))
+    with open(path, "ab") as f:
+        f.write(b"torn")
+    before = path.read_bytes()
+    with small_filesystem(tmp_path / "full") as small:
+        if small is None:  # no mount here: a read-only folder refuses the temp file instead
+            folder.chmod(0o555)
+            target = path
+        else:
+            target = small / "a.cassette"
+            target.write_bytes(before)
+            with contextlib.suppress(OSError), open(small / "filler", "wb") as f:
+                while True:
+                    f.write(bytes(1024))
+                    f.flush()
+        with pytest.raises(OSError):
+            repair_cassette(target)
+        assert target.read_bytes() == before
+        assert sorted(p.name for p in target.parent.iterdir() if "a.cassette" in p.name) == [
+            "a.cassette"
+        ]
