@@ -256,3 +256,38 @@ def test_verify_against_an_unreachable_target_exits_2_with_one_line(tmp_path):
     assert lines[-1].startswith(f"Error: cannot reach the target {target}: "), lines
     assert "drift" not in result.stdout.lower() and "Usage" not in result.stderr
     assert result.stdout == ""
+
+
+async def test_verify_command_runs_the_whole_records_of_a_damaged_cassette_then_exits_1(tmp_path):
+    path = write_flow(tmp_path / "flow.cassette")
+    with open_cassette(path) as cassette:
+        entry = cassette.entries[3]
+    data = bytearray(path.read_bytes())
+    data[entry.offset + entry.length // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    target = SlowTarget()
+    await target.start()
+    target.release.set()  # answer actions at once
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mock_server.cli",
+            "verify",
+            str(path),
+            "--against",
+            target.url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await target.stop()
+    stderr = err.decode()
+    assert proc.returncode == 1, stderr
+    assert stderr.startswith(f"warning: {path}: damaged: ")
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {path}: damaged: ") and f"records #{entry.seq - 1} and" in last
+    assert "Traceback" not in stderr and out  # the report of the whole records was printed
+    assert len(target.received) >= 6  # every whole record was re-run
