@@ -1,7 +1,7 @@
 """The error tree of the emulated API.
 
 Every error a request can meet is a `CaptureError` carrying its HTTP status and the extra
-fields of the contract's error body; one middleware (`mock_server.api`) turns it into
+fields of the contract's error body; one middleware (`mock_server.http`) turns it into
 `{"success": false, "error": ...}`. Nothing here imports aiohttp or Playwright.
 """
 

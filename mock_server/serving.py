@@ -2,21 +2,23 @@
 installed), a coroutine on the same kind of loop (`run`), and in-process on a loopback port
 (`listen_on_loopback`, for the pytest plugin, new_episodes and the tests).
 
-`serve_app` binds the socket itself: a failed bind is told apart from any other start-up error,
-and the URL printed is the bound one (port 0 included). It guards the server's edges: a
-connection that has not sent a whole request within `idle_timeout` seconds of connecting, or of
-its last answer, is closed (aiohttp's keep-alive timer, which also covers a request trickled in
-byte by byte); past `max_connections` open connections a new one gets a 503 JSON answer and is
+`serve_config` builds the emulator's app from a config, binds and serves it (one line and exit 1 on
+any failure). `serve_app` binds the socket itself: a failed bind is told apart from any other
+start-up error, and the URL printed is the bound one (port 0 included). It guards the server's
+edges: a connection that has not sent a whole request within `idle_timeout` seconds of connecting,
+or of its last answer, is closed (aiohttp's keep-alive timer, which also covers a request trickled
+in byte by byte); past `max_connections` open connections a new one gets a 503 JSON answer and is
 closed at once. That cap is why `web.run_app` is not used: it takes no protocol factory, so this
 module serves through aiohttp's public runner API (`AppRunner`, `runner.server`,
-`Server.connections`) and `loop.create_server`. Imports no command module; errors are left to
-the caller's one mapping (`recorder.cli_errors`).
+`Server.connections`) and `loop.create_server`. Imports no command module; errors go through the
+one mapping (`recorder.cli_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 import socket
@@ -25,6 +27,10 @@ from typing import Any, TypeVar, cast
 
 import click
 from aiohttp import web
+
+from mock_server.config import ServerConfig
+from mock_server.errors import CaptureError
+from recorder.cli_errors import one_line_errors
 
 T = TypeVar("T")
 
@@ -144,6 +150,31 @@ async def serve_until_stopped(
         if listening is not None:
             listening.close()
         await runner.cleanup()
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_config(
+    config: ServerConfig,
+    banner: str,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> None:
+    """Build the emulator's app, bind, serve until stopped; each failure is one line, exit 1."""
+    from mock_server.app import make_app  # the app's heavy imports, only when serving
+
+    with one_line_errors(also=(CaptureError,)):
+        app = make_app(config)
+    with one_line_errors(f"cannot listen on {config.host}:{config.port}"):
+        sock = bind(config.host, config.port)
+    serve_app(app, sock, banner, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
 async def listen_on_loopback(runner: web.AppRunner, port: int = 0) -> str:

@@ -14,7 +14,7 @@ README ("Actions: payload fields the contract does not name"), and only there.
 - `interaction`: pointer, keyboard, forms, scroll and waiting
 - `reading`: screenshot, title, url, cursor, snapshot, console, errors, content, query
 
-It must not import `mock_server.api` or anything above it (api imports it).
+It must not import `mock_server.app`, `routes` or anything above it (they import it).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ budget. Statuses and the options accepted without local effect are written in th
 - `capture`: the captures on the browser (no HTTP)
 - `routes`: the aiohttp handler and `setup_oneshot`
 
-It must not import `mock_server.api` (api imports it).
+It must not import `mock_server.app` (the app imports it).
 """
 
 from __future__ import annotations

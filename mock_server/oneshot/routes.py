@@ -4,7 +4,7 @@
 Every request is checked (signature, then every option) before any browser work; then it waits
 for one of `MAX_CONCURRENT` slots and runs within one time budget (`timeout`, delay and the wait
 for a slot included): past it the answer is 504. Errors are raised as `mock_server.errors`
-ones for the app's error middleware to answer. Must not import `mock_server.api` (api imports it).
+ones for the app's error middleware to answer. Must not import `mock_server.app` (it imports this).
 """
 
 from __future__ import annotations

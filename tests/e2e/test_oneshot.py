@@ -23,7 +23,7 @@ from capture import Capture
 from PIL import Image
 from yarl import URL
 
-from mock_server.api import error_middleware
+from mock_server.http import error_middleware
 from mock_server.browser import BrowserManager
 from mock_server.oneshot import setup_oneshot
 from mock_server.serving import listen_on_loopback
