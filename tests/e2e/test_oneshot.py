@@ -23,8 +23,8 @@ from capture import Capture
 from PIL import Image
 from yarl import URL
 
-from mock_server.http import error_middleware
 from mock_server.browser import BrowserManager
+from mock_server.http import error_middleware
 from mock_server.oneshot import setup_oneshot
 from mock_server.serving import listen_on_loopback
 from tests.emulator import RunningEmulator, emulator_config
