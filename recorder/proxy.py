@@ -2,9 +2,10 @@
 answers the client unchanged (status, headers minus hop-by-hop, body bytes, no decompression),
 then redacts the exchange and appends it to the cassette.
 
-`make_proxy_app(config)` builds the aiohttp app; the upstream client (`recorder.upstream`, a lean
-keep-alive HTTP/1.1 client for http and https alike), the `CassetteWriter` and the `Redactor` are
-owned by `app.cleanup_ctx`. `run_proxy(config)` serves it
+`make_proxy_app(config)` builds the aiohttp app; the upstream client (`recorder.upstream`, on
+aiohttp's `ClientSession`), the `CassetteWriter` and the `Redactor` are owned by
+`app.cleanup_ctx`. The upstream is asked only for the content-codings `recorder.bodies` can
+decode, so that nothing stored is opaque to the secret scan. `run_proxy(config)` serves it
 until SIGINT/SIGTERM, letting in-flight exchanges finish (bounded) before closing the cassette.
 
 Must not import `mock_server`.
@@ -13,6 +14,7 @@ Must not import `mock_server`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import time
@@ -25,18 +27,34 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from recorder import __version__
+from recorder.bodies import accept_encoding
 from recorder.cassette import CassetteWriter, WriteMode
-from recorder.records import (
-    Interaction,
-    RecordedRequest,
-    RecordedResponse,
-    action_type_of,
-    session_id_of,
+from recorder.contract import DEFAULT_UPSTREAM, action_type_of, session_id_of
+from recorder.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamTooLargeError,
 )
+from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import RedactionRules, Redactor
-from recorder.upstream import UpstreamClient, UpstreamError
+from recorder.upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamClient, proxy_for
 
-DEFAULT_UPSTREAM = "https://api.capture.page"
+__all__ = [
+    "CONFIG_KEY",
+    "DEFAULT_PORT",
+    "DEFAULT_UPSTREAM",
+    "HEALTH_PATH",
+    "HOP_BY_HOP",
+    "STATE_KEY",
+    "ProxyConfig",
+    "ProxyState",
+    "Replayer",
+    "make_proxy_app",
+    "run_proxy",
+    "serve_proxy",
+]
+
 DEFAULT_PORT = 8791
 HEALTH_PATH = "/__admin/health"
 _BIG_BODY = 1 << 20  # records larger than this are redacted and written off the event loop
@@ -54,9 +72,13 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Not hop-by-hop, but recomputed by the HTTP stack on each side.
-_REQUEST_SKIP = HOP_BY_HOP | {"host", "content-length", "expect"}
+# Not hop-by-hop, but recomputed by the HTTP stack on each side; Accept-Encoding is replaced.
+_REQUEST_SKIP = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
 _RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
+# A HEAD answer has no body to count, so the upstream's Content-Length is the only one there is.
+_HEAD_RESPONSE_SKIP = HOP_BY_HOP
+# A client sends the same Accept-Encoding on every request: work it out once per value.
+_upstream_accept = functools.lru_cache(maxsize=64)(accept_encoding)
 
 
 class Replayer(Protocol):
@@ -85,7 +107,8 @@ class ProxyConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT  # 0 = ephemeral
     fsync: bool = False
-    max_body_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 256 * 1024 * 1024  # cap on a request's body (the client gets 413)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # cap on an answer's body (502)
     shutdown_timeout: float = 10.0  # how long SIGINT/SIGTERM waits for exchanges in flight
     replayer: Replayer | None = field(default=None, compare=False)
 
@@ -140,6 +163,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
         if "Connection" in in_headers:
             dropped = dropped | _connection_listed(in_headers)
         out_headers = [(k, v) for k, v in in_items if k.lower() not in dropped]
+        codings = ", ".join(in_headers.getall("Accept-Encoding", ())) or None
+        out_headers.append(("Accept-Encoding", _upstream_accept(codings)))
         error: str | None = None
         try:
             upstream = await state.client.request(method, raw_target, out_headers, body)
@@ -149,12 +174,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
                 upstream.headers,
                 upstream.body,
             )
-        except TimeoutError:
+        except UpstreamTimeoutError:
             status, reason = 504, "Gateway Timeout"
             error = f"upstream {state.base} did not answer within {config.timeout:g} s"
         except UpstreamError as err:
             status, reason = 502, "Bad Gateway"
-            error = f"upstream {state.base} unreachable: {err.__class__.__name__}: {err}"
+            error = _failure(state.base, err)
         if error is not None:
             state.failures += 1
             resp_body = _error_body(error)
@@ -186,7 +211,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
             _record(state, live)
         if config.replayer is not None:
             config.replayer.forwarded(live)
-        skip = _RESPONSE_SKIP
+        skip = _RESPONSE_SKIP if method != "HEAD" else _HEAD_RESPONSE_SKIP
         lowered = [k.lower() for k, _ in raw]
         if "connection" in lowered:
             skip = skip | _connection_listed(CIMultiDict(raw))
@@ -200,6 +225,15 @@ async def forward(request: web.Request) -> web.StreamResponse:
         )
     finally:
         state.in_flight -= 1
+
+
+def _failure(base: str, err: UpstreamError) -> str:
+    """The error message of a 502 answer, naming the upstream."""
+    if isinstance(err, UpstreamConnectError):
+        return f"upstream {base} unreachable: {err}"
+    if isinstance(err, UpstreamTooLargeError):
+        return f"answer from upstream {base} refused: {err}"
+    return f"upstream {base} broke the exchange: {err}"
 
 
 def _record(state: ProxyState, live: Interaction) -> None:
@@ -232,23 +266,30 @@ async def health(request: web.Request) -> web.Response:
 
 def _resources(config: ProxyConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        writer = CassetteWriter(
-            config.cassette, upstream=config.upstream, mode=config.mode, fsync=config.fsync
-        )
+        # The proxy variables are read here, once (see recorder.upstream).
         client = UpstreamClient(
-            config.upstream, connect_timeout=config.connect_timeout, timeout=config.timeout
-        )
-        app[STATE_KEY] = ProxyState(
-            client=client,
-            writer=writer,
-            redactor=Redactor(config.redaction),
-            base=config.upstream.rstrip("/"),
+            config.upstream,
+            connect_timeout=config.connect_timeout,
+            timeout=config.timeout,
+            max_response_bytes=config.max_response_bytes,
+            proxy=proxy_for(config.upstream),
         )
         try:
-            yield
+            writer = CassetteWriter(
+                config.cassette, upstream=config.upstream, mode=config.mode, fsync=config.fsync
+            )
+            try:
+                app[STATE_KEY] = ProxyState(
+                    client=client,
+                    writer=writer,
+                    redactor=Redactor(config.redaction),
+                    base=config.upstream.rstrip("/"),
+                )
+                yield
+            finally:
+                writer.close()
         finally:
             await client.close()
-            writer.close()
 
     return ctx
 

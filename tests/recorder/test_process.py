@@ -15,6 +15,7 @@ import aiohttp
 
 from recorder.cassette import open_cassette
 from tests.recorder.conftest import AUTH
+from tests.recorder.test_upstream import PROXY_VARIABLES, ForwardProxy, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 _URL = re.compile(r"on (http://\S+)")
@@ -22,9 +23,9 @@ _URL = re.compile(r"on (http://\S+)")
 
 @asynccontextmanager
 async def recorder_process(
-    upstream_url: str, cassette: Path
+    upstream_url: str, cassette: Path, environ: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**(os.environ if environ is None else environ), "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -96,3 +97,19 @@ async def test_sigterm_finishes_the_exchange_in_flight_and_closes_the_file(upstr
     with open_cassette(cassette_path) as cassette:
         assert cassette.torn_tail is None
         assert [e.path for e in cassette.entries] == ["/slow"]
+
+
+async def test_record_goes_through_the_http_proxy_of_its_environment(upstream, cassette_path):
+    proxy = ForwardProxy()
+    async with serving(proxy.app) as proxy_url:
+        env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        env["HTTP_PROXY"] = proxy_url
+        async with recorder_process(upstream.url, cassette_path, env) as (proc, url):
+            async with aiohttp.ClientSession() as client:
+                async with client.get(f"{url}/v1/sessions/sess_p", headers=AUTH) as resp:
+                    assert resp.status == 200
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+    assert proxy.seen == [f"{upstream.url}/v1/sessions/sess_p"]
+    with open_cassette(cassette_path) as cassette:
+        assert [(e.status, e.path) for e in cassette.entries] == [(200, "/v1/sessions/sess_p")]

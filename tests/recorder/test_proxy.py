@@ -15,6 +15,16 @@ from recorder.cassette import WriteMode, open_cassette
 from recorder.errors import CassetteExistsError
 from recorder.proxy import ProxyConfig
 from tests.recorder.conftest import AUTH, BIG_SIZE, FakeUpstream, running_proxy
+from tests.recorder.test_upstream import (
+    DOUBLY_FRAMED,
+    ForwardProxy,
+    RawUpstream,
+    chunked_app,
+    clear_proxy_variables,
+    plain_answer,
+    private_ca,
+    serving,
+)
 
 
 def _config(upstream: FakeUpstream, path: Path, **kw: object) -> ProxyConfig:
@@ -176,7 +186,7 @@ async def test_proxy_refuses_an_existing_cassette_unless_append_or_overwrite(
         async with aiohttp.ClientSession() as client:
             async with client.get(f"{url}/a") as resp:
                 await resp.read()
-    with pytest.raises(CassetteExistsError, match="--append or --overwrite"):
+    with pytest.raises(CassetteExistsError, match="already exists"):
         async with running_proxy(_config(upstream, cassette_path)):
             pass
     async with running_proxy(_config(upstream, cassette_path, mode=WriteMode.APPEND)) as url:
@@ -200,3 +210,117 @@ async def test_proxy_json_error_body_is_valid_json(cassette_path):
             async with client.delete(f"{url}/v1/sessions/x") as resp:
                 assert resp.content_type == "application/json"
                 assert json.loads(await resp.read())["success"] is False
+
+
+async def _get(url: str, **kw: object) -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession(auto_decompress=False) as client:
+        async with client.get(url, **kw) as resp:  # type: ignore[arg-type]
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+async def test_proxy_records_through_the_http_proxy_named_by_http_proxy(
+    upstream, cassette_path, monkeypatch
+):
+    env = clear_proxy_variables(monkeypatch)
+    proxy = ForwardProxy()
+    async with serving(proxy.app) as proxy_url:
+        env.setenv("HTTP_PROXY", proxy_url)
+        async with running_proxy(_config(upstream, cassette_path)) as url:
+            status, _, body = await _get(f"{url}/v1/sessions/s%2F1?x=%20y", headers=AUTH)
+
+        env.setenv("NO_PROXY", "localhost,127.0.0.1")
+        again = _config(upstream, cassette_path, mode=WriteMode.APPEND)
+        async with running_proxy(again) as url:
+            direct, _, _ = await _get(f"{url}/direct")
+    assert status == 200 and json.loads(body)["target"] == "/v1/sessions/s%2F1?x=%20y"
+    assert proxy.seen == [f"{upstream.url}/v1/sessions/s%2F1?x=%20y"]
+    with open_cassette(cassette_path) as cassette:
+        recorded = [(e.status, e.path, e.query) for e in cassette.entries]
+    assert recorded == [(200, "/v1/sessions/s%2F1", "x=%20y"), (200, "/direct", "")]
+    assert direct == 200 and upstream.received[-1].target == "/direct"
+    assert len(proxy.seen) == 1  # NO_PROXY sent this one straight to the upstream
+
+
+async def test_proxy_records_an_https_upstream_with_a_private_ca(
+    cassette_path, monkeypatch, tmp_path
+):
+    ca_file, server_ssl = private_ca(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    fake = FakeUpstream()
+    async with serving(fake.app, server_ssl) as up_url:
+        config = ProxyConfig(cassette=cassette_path, upstream=up_url)
+        async with running_proxy(config) as url:
+            status, _, body = await _get(f"{url}/v1/sessions/sess_1", headers=AUTH)
+    assert status == 200 and json.loads(body)["target"] == "/v1/sessions/sess_1"
+    with open_cassette(cassette_path) as cassette:
+        (entry,) = cassette.entries
+        assert entry.status == 200 and entry.error is None
+
+
+async def test_proxy_answers_502_over_the_answer_cap_and_records_it(upstream, cassette_path):
+    config = _config(upstream, cassette_path, max_response_bytes=4096)
+    async with running_proxy(config) as url:
+        status, headers, body = await _get(f"{url}/big")
+        after, _, _ = await _get(f"{url}/small")
+        _, _, health = await _get(f"{url}/__admin/health")
+    assert status == 502 and headers["Content-Type"].startswith("application/json")
+    error = json.loads(body)
+    assert error["success"] is False
+    assert upstream.url in error["error"] and "4096 bytes" in error["error"]
+    assert after == 200 and json.loads(health)["failures"] == 1
+    with open_cassette(cassette_path) as cassette:
+        big, small = cassette.entries
+        assert big.status == 502 and "4096 bytes" in (big.error or "")
+        assert cassette.load(big).response.json() == error
+        assert small.status == 200
+
+
+async def test_proxy_answers_502_to_a_chunked_answer_growing_over_the_cap(cassette_path):
+    async with serving(chunked_app(64 * 1024)) as up_url:
+        config = ProxyConfig(cassette=cassette_path, upstream=up_url, max_response_bytes=10_000)
+        async with running_proxy(config) as url:
+            status, _, body = await _get(f"{url}/")
+    assert status == 502 and "10000 bytes" in json.loads(body)["error"]
+
+
+async def test_proxy_answers_502_to_an_answer_framed_twice_and_drops_its_connection(
+    cassette_path,
+):
+    raw = RawUpstream([DOUBLY_FRAMED, plain_answer("second")])
+    await raw.start()
+    try:
+        config = ProxyConfig(cassette=cassette_path, upstream=raw.url)
+        async with running_proxy(config) as url:
+            first, _, body = await _get(f"{url}/first")
+            second, _, answer = await _get(f"{url}/second")
+    finally:
+        await raw.stop()
+    assert first == 502 and raw.url in json.loads(body)["error"]
+    assert (second, answer) == (200, b"second")  # never "smuggled"
+    assert raw.connections == 2
+    with open_cassette(cassette_path) as cassette:
+        statuses = [(e.status, e.error is not None) for e in cassette.entries]
+    assert statuses == [(502, True), (200, False)]
+
+
+async def test_proxy_asks_upstream_only_for_codings_it_can_decode(upstream, cassette_path):
+    async with running_proxy(_config(upstream, cassette_path)) as url:
+        await _get(f"{url}/a", headers={"Accept-Encoding": "br, zstd, foo"})
+        await _get(f"{url}/b", headers={"Accept-Encoding": "foo;q=1, gzip;q=0.5"})
+        await _get(f"{url}/c", headers={"Accept-Encoding": "foo"})
+    sent = [[v for k, v in r.headers if k.lower() == "accept-encoding"] for r in upstream.received]
+    assert sent == [["br, zstd"], ["gzip;q=0.5"], ["identity"]]
+    with open_cassette(cassette_path) as cassette:
+        first = cassette.load(cassette.entries[0])
+    assert first.request.header("Accept-Encoding") == "br, zstd, foo"  # what the client sent
+
+
+async def test_proxy_head_keeps_the_upstreams_content_length(upstream, cassette_path):
+    async with aiohttp.ClientSession() as client:
+        async with client.head(f"{upstream.url}/v1/sessions/x") as resp:
+            direct = resp.headers["Content-Length"]
+        async with running_proxy(_config(upstream, cassette_path)) as url:
+            async with client.head(f"{url}/v1/sessions/x") as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Length"] == direct
+                assert await resp.read() == b""
