@@ -6,7 +6,14 @@ then redacts the exchange and appends it to the cassette.
 aiohttp's `ClientSession`), the `CassetteWriter` and the `Redactor` are owned by
 `app.cleanup_ctx`. The upstream is asked only for the content-codings `recorder.bodies` can
 decode, so that nothing stored is opaque to the secret scan. `run_proxy(config)` serves it
-until SIGINT/SIGTERM, letting in-flight exchanges finish (bounded) before closing the cassette.
+until SIGINT/SIGTERM, letting in-flight exchanges finish within `shutdown_timeout` plus a one
+second grace before closing the cassette; an exchange still waiting on the upstream then is
+recorded as interrupted (status 503 and the error), so the cassette says what happened.
+
+Nothing is answered as recorded that was not: an append that fails (a full disk) answers that
+client 503 JSON naming the cassette problem and is counted in `/__admin/health`; the next exchange
+is recorded again once space returns. A cassette deleted or replaced under the recorder ends the
+recording: every later request is answered 503, and health says so.
 
 Must not import `mock_server`.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +39,9 @@ from recorder.bodies import accept_encoding
 from recorder.cassette import CassetteWriter, WriteMode
 from recorder.contract import DEFAULT_UPSTREAM, action_type_of, session_id_of
 from recorder.errors import (
+    CassetteError,
+    CassetteReplacedError,
+    CassetteWriteError,
     UpstreamConnectError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -57,6 +68,9 @@ __all__ = [
 
 DEFAULT_PORT = 8791
 HEALTH_PATH = "/__admin/health"
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 1.0  # seconds past --shutdown-timeout for answers already on their way
 _BIG_BODY = 1 << 20  # records larger than this are redacted and written off the event loop
 HOP_BY_HOP = frozenset(
     {
@@ -122,6 +136,9 @@ class ProxyState:
     recorded: int = 0
     failures: int = 0
     in_flight: int = 0
+    write_failures: int = 0  # appends that failed (a full disk...): those clients got a 503
+    interrupted: int = 0  # exchanges cut by a stop, recorded as interrupted
+    stopped: CassetteReplacedError | None = None  # recording is over: the cassette is gone
 
 
 CONFIG_KEY = web.AppKey("proxy_config", ProxyConfig)
@@ -156,6 +173,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
             if replayed is not None:
                 status, headers, answer = replayed
                 return web.Response(status=status, body=answer, headers=CIMultiDict(headers))
+        if state.stopped is not None:
+            return _unrecordable(state.stopped)
         seq = state.writer.next_seq()
         path, _, query = raw_target.partition("?")
         in_items = tuple(in_headers.items())
@@ -174,6 +193,10 @@ async def forward(request: web.Request) -> web.StreamResponse:
                 upstream.headers,
                 upstream.body,
             )
+        except asyncio.CancelledError:
+            # Stopped past the shutdown budget: the cassette says what happened.
+            _record_interrupted(state, seq, start, method, path, query, in_items, body, t0)
+            raise
         except UpstreamTimeoutError:
             status, reason = 504, "Gateway Timeout"
             error = f"upstream {state.base} did not answer within {config.timeout:g} s"
@@ -205,10 +228,19 @@ async def forward(request: web.Request) -> web.StreamResponse:
         )
         # Written (and flushed to the OS) just before the answer leaves: an exchange the client
         # saw answered is in the file even if the recorder is killed the next instant.
-        if len(body) + len(resp_body) > _BIG_BODY:
-            await asyncio.to_thread(_record, state, live)
-        else:
-            _record(state, live)
+        try:
+            if len(body) + len(resp_body) > _BIG_BODY:
+                await asyncio.to_thread(_record, state, live)
+            else:
+                _record(state, live)
+        except CassetteWriteError as err:
+            # Not recorded, so not answered as if it were: the client learns why (a full disk
+            # is retried on the next exchange; a deleted cassette ends the recording).
+            state.write_failures += 1
+            if isinstance(err, CassetteReplacedError):
+                state.stopped = err
+                log.error("recording stopped: %s", err)
+            return _unrecordable(err)
         if config.replayer is not None:
             config.replayer.forwarded(live)
         skip = _RESPONSE_SKIP if method != "HEAD" else _HEAD_RESPONSE_SKIP
@@ -236,6 +268,54 @@ def _failure(base: str, err: UpstreamError) -> str:
     return f"upstream {base} broke the exchange: {err}"
 
 
+def _unrecordable(err: CassetteError) -> web.Response:
+    """The 503 a client gets for an exchange that could not be recorded."""
+    return web.Response(
+        status=503,
+        body=_error_body(f"capture-replay could not record this exchange: {err}"),
+        content_type="application/json",
+    )
+
+
+def _record_interrupted(
+    state: ProxyState,
+    seq: int,
+    start: float,
+    method: str,
+    path: str,
+    query: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes,
+    t0: float,
+) -> None:
+    error = f"interrupted: the recorder stopped before upstream {state.base} answered"
+    request = RecordedRequest(method=method, path=path, query=query, headers=headers, body=body)
+    response = RecordedResponse(
+        status=503,
+        headers=(("Content-Type", "application/json; charset=utf-8"),),
+        body=_error_body(error),
+        reason="Service Unavailable",
+    )
+    item = Interaction(
+        seq=seq,
+        start=start,
+        duration=time.perf_counter() - t0,
+        session_id=session_id_of(request, response),
+        action_type=action_type_of(method, path, body),
+        user=None,
+        request=request,
+        response=response,
+        error=error,
+    )
+    try:
+        _record(state, item)
+        state.interrupted += 1
+    except (
+        CassetteError
+    ) as err:  # the cassette is already closed or gone: say so, lose nothing else
+        log.error("could not record the interrupted exchange #%d: %s", seq, err)
+
+
 def _record(state: ProxyState, live: Interaction) -> None:
     state.writer.append(state.redactor.redact(live))
     state.recorded += 1
@@ -247,13 +327,17 @@ async def health(request: web.Request) -> web.Response:
     stats = state.redactor.stats
     return web.json_response(
         {
-            "success": True,
+            "success": state.stopped is None,
             "role": "recorder",
             "version": __version__,
             "upstream": state.base,
             "cassette": str(config.cassette),
+            "recording": state.stopped is None,
+            "cassetteError": str(state.stopped) if state.stopped is not None else None,
             "recorded": state.recorded,
             "failures": state.failures,
+            "writeFailures": state.write_failures,
+            "interrupted": state.interrupted,
             "inFlight": state.in_flight,
             "redaction": {
                 "records": stats.records,
@@ -314,7 +398,9 @@ async def run_proxy(
     """Serve until `stop` is set or SIGINT/SIGTERM arrives, then drain and close the cassette."""
     stop = stop or asyncio.Event()
     runner = web.AppRunner(
-        make_proxy_app(config), shutdown_timeout=config.shutdown_timeout, access_log=None
+        make_proxy_app(config),
+        shutdown_timeout=config.shutdown_timeout + SHUTDOWN_GRACE,
+        access_log=None,
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
