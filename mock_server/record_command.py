@@ -23,6 +23,7 @@ from recorder.errors import RecorderError
 from recorder.proxy import DEFAULT_PORT as PROXY_PORT
 from recorder.proxy import ProxyConfig, run_proxy, serve_proxy
 from recorder.redaction import RedactionRules
+from recorder.upstream import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from mock_server.replay.episodes import EpisodeReplayer
@@ -97,6 +98,13 @@ if TYPE_CHECKING:
 )
 @click.option("--fsync", is_flag=True, help="fsync the cassette after every record.")
 @click.option(
+    "--max-response-mb",
+    default=DEFAULT_MAX_RESPONSE_BYTES // (1024 * 1024),
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest upstream answer relayed and recorded, MiB; a larger one gets 502.",
+)
+@click.option(
     "--record-mode",
     type=click.Choice(
         [RecordMode.ALL, RecordMode.NEW_EPISODES, RecordMode.ONCE], case_sensitive=False
@@ -121,6 +129,7 @@ def record(
     timeout: float,
     shutdown_timeout: float,
     fsync: bool,
+    max_response_mb: int,
     record_mode: RecordMode,
 ) -> None:
     """Record traffic to the Capture API through a local reverse proxy."""
@@ -164,6 +173,7 @@ def record(
         host=host,
         port=port,
         fsync=fsync,
+        max_response_bytes=max_response_mb * 1024 * 1024,
         shutdown_timeout=shutdown_timeout,
     )
     listening = False
