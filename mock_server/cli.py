@@ -31,12 +31,12 @@ from mock_server.record_command import record
 from mock_server.serving import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
-    is_loopback_host,
     serve_config,
 )
 from recorder import cli as cassette_cli
 from recorder import cli_guard
 from recorder.cli_errors import one_line_errors
+from recorder.verify import is_loopback_host
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
