@@ -25,9 +25,9 @@ from mock_server.actions.payload import (
     coordinates,
     flag,
     integer,
-    number,
     optional_selector,
     pick,
+    pixels,
     point,
     selector,
     string_list,
@@ -274,7 +274,7 @@ async def scroll(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str,
         mode, dx, dy = "to", at[0], at[1]
     else:
         direction = choice(payload, "direction", ScrollDirection, ScrollDirection.DOWN)
-        amount = number(payload.get("amount", DEFAULT_SCROLL_AMOUNT), "payload.amount")
+        amount = pixels(payload.get("amount", DEFAULT_SCROLL_AMOUNT), "payload.amount")
         dx, dy = {
             ScrollDirection.UP: (0.0, -amount),
             ScrollDirection.DOWN: (0.0, amount),

@@ -113,10 +113,22 @@ def number(value: object, name: str) -> float:
     return float(value)
 
 
+# Coordinates and scroll amounts in CSS px: past this, no page has them and the mouse cannot get
+# there (Chromium would spend the whole action budget trying).
+MAX_PIXELS = 10_000_000
+
+
+def pixels(value: object, name: str) -> float:
+    found = number(value, name)
+    if abs(found) > MAX_PIXELS:
+        raise BadRequestError(f"{name} must be within ±{MAX_PIXELS} px (got {found:g})")
+    return found
+
+
 def point(value: object, name: str) -> tuple[float, float]:
     if not isinstance(value, dict) or "x" not in value or "y" not in value:
         raise BadRequestError(f"{name} must be an object with numeric x and y")
-    return number(value["x"], f"{name}.x"), number(value["y"], f"{name}.y")
+    return pixels(value["x"], f"{name}.x"), pixels(value["y"], f"{name}.y")
 
 
 def coordinates(payload: Payload) -> tuple[float, float] | None:

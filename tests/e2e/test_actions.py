@@ -239,6 +239,26 @@ async def test_click_by_coordinates(session: SessionPage, site: PageServer) -> N
     assert await read(session, "#count") == "1"
 
 
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        ("click", {"x": 1e308, "y": 10}),
+        ("hover", {"x": 10, "y": -1e12}),
+        ("move_mouse", {"x": 1e9, "y": 1e9}),
+        ("drag_mouse", {"from": {"x": 0, "y": 0}, "to": {"x": 1e308, "y": 0}}),
+        ("scroll", {"direction": "down", "amount": 1e308}),
+    ],
+)
+async def test_absurd_coordinates_are_refused_at_once(
+    session: SessionPage, site: PageServer, action: str, payload: dict[str, Any]
+) -> None:
+    await act(session, "goto", {"url": site.url("/counter")})
+    started = time.monotonic()
+    with pytest.raises(BadRequestError, match="px"):
+        await act(session, action, payload)
+    assert time.monotonic() - started < 1
+
+
 async def test_click_missing_selector_fails_fast_with_matched_false(
     session: SessionPage, site: PageServer
 ) -> None:
