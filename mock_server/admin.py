@@ -56,18 +56,22 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 `ready`; 503 `degraded` (with `error`) while the Playwright driver or the shared
+    browser is dead, until the next create or one-shot has restarted it."""
     app = request.app
     clock = app[CLOCK]
-    return json_response(
-        {
-            "success": True,
-            "status": "ready",
-            "version": __version__,
-            "clock": "manual" if clock.manual else "real",
-            "now": clock.now(),
-            "browserLaunched": app[BROWSER].launched,
-        }
-    )
+    state, reason = app[BROWSER].health()
+    body = {
+        "success": reason is None,
+        "status": state,
+        "version": __version__,
+        "clock": "manual" if clock.manual else "real",
+        "now": clock.now(),
+        "browserLaunched": app[BROWSER].launched,
+    }
+    if reason is not None:
+        body["error"] = reason
+    return json_response(body, status=200 if reason is None else 503)
 
 
 async def clock_state(request: web.Request) -> web.Response:

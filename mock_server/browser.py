@@ -7,6 +7,11 @@ milliseconds, and one dedicated Chromium per session that asked for a CDP `conne
 page errors, mouse position). This module knows nothing of HTTP, sessions' lifetime or billing;
 it raises only `mock_server.errors` errors and never reads `os.environ`.
 
+Longer than 500 lines: the driver, the shared browser, the pool and the CDP browsers are one
+lifetime (one launch lock, one set of crash and death hooks: a crashed page ends its session, a
+dead driver or browser is restarted on the next open); split, that state would be shared
+across modules.
+
 Session pages start at a 1440x900 viewport with device scale factor 1, the default of Capture's
 one-shot screenshot API (`vw`/`vh`/`scaleFactor`).
 """
@@ -154,13 +159,34 @@ class SessionPage:
         self._cdp: CDPSession | None = None
         self._user_data_dir = user_data_dir
         self._closed = False
+        self.crashed = False
         self.on_close: Callable[[SessionPage], None] | None = None
+        # Called once when the renderer crashes or the browser under the page goes away.
+        self.on_crash: Callable[[SessionPage], None] | None = None
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
+        page.on("crash", lambda _page: self.mark_crashed())
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def gone(self) -> bool:
+        """True when no action can run on the page any more: closed, its renderer crashed, or
+        its browser disconnected."""
+        if self._closed or self.crashed or self.page.is_closed():
+            return True
+        browser = self.context.browser
+        return browser is not None and not browser.is_connected()
+
+    def mark_crashed(self) -> None:
+        """The renderer crashed (or the browser died): remember it and tell `on_crash` once."""
+        if self.crashed:
+            return
+        self.crashed = True
+        if self.on_crash is not None:
+            self.on_crash(self)
 
     def _on_console(self, message: ConsoleMessage) -> None:
         self.console_messages.append(
@@ -190,6 +216,18 @@ class SessionPage:
             await self.context.close()
         if self._user_data_dir:
             await asyncio.to_thread(shutil.rmtree, self._user_data_dir, True)
+
+
+def _child_pids() -> set[int]:
+    with contextlib.suppress(psutil.Error):
+        return {child.pid for child in psutil.Process().children()}
+    return set()
+
+
+def _is_node(pid: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return "node" in psutil.Process(pid).name()
+    return False
 
 
 def _now_ms() -> int:
@@ -225,11 +263,45 @@ class BrowserManager:
         # Marks this manager's Chromium processes so browser_pids() can find them.
         self._marker = f"--capture-replay-owner={uuid.uuid4().hex}"
         self._closing = False
+        # Told when a session's page crashes (its renderer, or the browser under it), so the
+        # session can end with status `error` at once instead of living on as a zombie.
+        self.on_page_crash: Callable[[SessionPage], None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        # The Playwright driver (a `node` child process): when it dies, Playwright's objects
+        # still say connected but every call fails, so its pid is watched.
+        self._driver_pid: int | None = None
+        self._driver_lock = asyncio.Lock()
 
     @property
     def launched(self) -> bool:
         """True once a browser process has been launched (replay mode must never launch one)."""
         return self._launched
+
+    @property
+    def driver_pid(self) -> int | None:
+        """Pid of the running Playwright driver process, if one was started."""
+        return self._driver_pid
+
+    def driver_alive(self) -> bool:
+        """False once the Playwright driver process has exited (or was killed)."""
+        if self._playwright is None or self._driver_pid is None:
+            return self._playwright is not None
+        try:
+            proc = psutil.Process(self._driver_pid)
+            return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def health(self) -> tuple[str, str | None]:
+        """`ready`, or `degraded` with the reason: the driver or the shared browser died and
+        the next create (or one-shot) restarts them."""
+        if self._playwright is not None and not self.driver_alive():
+            return "degraded", "The Playwright driver exited; the next create restarts it"
+        if self._launched and self._browser is None and not self._cdp_pages:
+            if self._launch_lock.locked():
+                return "degraded", "The browser is being relaunched"
+            return "degraded", "The browser exited; the next create relaunches it"
+        return "ready", None
 
     async def warm_up(self) -> None:
         """Launch the browser and fill the pool; a failure is remembered, not raised."""
@@ -247,9 +319,10 @@ class BrowserManager:
         sp: SessionPage | None = None
         while self._pool:
             candidate = self._pool.popleft()
-            if not candidate.page.is_closed():
+            if not candidate.gone:
                 sp = candidate
                 break
+            self._discard(candidate)
         if sp is None:
             sp = await self._new_pooled_page(browser)
         sp.session_id = session_id
@@ -271,6 +344,20 @@ class BrowserManager:
     def _released(self, sp: SessionPage) -> None:
         self._live.discard(sp)
         self._schedule_refill()
+
+    def _crashed(self, sp: SessionPage) -> None:
+        if sp in self._pool:
+            # A crashed spare is never handed out: drop it and make another.
+            self._pool.remove(sp)
+            self._discard(sp)
+            self._schedule_refill()
+        elif sp in self._live and self.on_page_crash is not None:
+            self.on_page_crash(sp)
+
+    def _discard(self, sp: SessionPage) -> None:
+        task = asyncio.create_task(sp.close())
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
     def _wants_spare(self) -> bool:
         if len(self._pool) >= self.pool_size or self._closing:
@@ -339,19 +426,39 @@ class BrowserManager:
         return {"executable_path": self.executable, "headless": True}
 
     async def _ensure_playwright(self) -> Playwright:
-        if self._playwright is None:
-            self._playwright = await async_playwright().start()
-        return self._playwright
+        async with self._driver_lock:
+            if self._playwright is not None and not self.driver_alive():
+                await self._drop_playwright()
+            if self._playwright is None:
+                before = _child_pids()
+                try:
+                    self._playwright = await async_playwright().start()
+                except Exception as err:  # the driver could not start at all
+                    raise BrowserUnavailableError(
+                        f"Could not start the Playwright driver: {err}"
+                    ) from err
+                started = [pid for pid in _child_pids() - before if _is_node(pid)]
+                self._driver_pid = started[0] if len(started) == 1 else None
+            return self._playwright
+
+    async def _drop_playwright(self) -> None:
+        """Forget a Playwright whose driver died, and the browser and spares it drove."""
+        playwright, self._playwright, self._driver_pid = self._playwright, None, None
+        self._browser = None
+        self._pool.clear()
+        if playwright is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(playwright.stop(), 5)
 
     async def _ensure_browser(self) -> Browser:
         if self._closing:
             raise BrowserUnavailableError("The browser backend is shutting down.")
         browser = self._browser
-        if browser is not None and browser.is_connected():
+        if browser is not None and browser.is_connected() and self.driver_alive():
             return browser
         async with self._launch_lock:
             browser = self._browser
-            if browser is not None and browser.is_connected():
+            if browser is not None and browser.is_connected() and self.driver_alive():
                 return browser
             options = self._launch_options()
             playwright = await self._ensure_playwright()
@@ -389,6 +496,7 @@ class BrowserManager:
                 f"The browser could not open a page: {error_message(err)}"
             ) from err
         sp = SessionPage(context, page, allow_file_urls=self.allow_file_urls)
+        sp.on_crash = self._crashed
         try:
             # Attached now, while the page waits in the pool, rather than on the session's first
             # goto or screenshot (a round trip off the request path).
@@ -462,6 +570,9 @@ class BrowserManager:
             user_data_dir=user_data_dir,
         )
         self._cdp_pages.add(sp)
+        self._live.add(sp)
+        sp.on_close = self._released
+        sp.on_crash = self._crashed
         context.on("close", lambda _ctx: self._cdp_pages.discard(sp))
         return sp
 

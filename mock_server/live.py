@@ -4,8 +4,9 @@ action, the session's lock, the time budget, and what a failure does to the sess
 An action counts (in `actionCount` and `actionBreakdown`) when its request is a valid action
 request: a known `type` with a `payload` object. A request refused before that (`{"type":
 "fly"}`, a body that is not JSON) is a 400 that counts nothing; this holds live and in replay
-(`counted_action`). Every error answered here carries `expiresInSeconds`; a page that died with
-its browser ends the session with status `error` (billed, slot freed).
+(`counted_action`). Every error answered here carries `expiresInSeconds`; a page that crashed (its
+renderer, or the browser under it) ends the session with status `error` (billed, slot freed) at
+once, whether or not an action was running; the action in flight answers 503.
 
 Below the HTTP layer and the replay engine (both call down into it); imports neither.
 """
@@ -35,6 +36,10 @@ NO_BROWSER = (
     "This session has no browser (replay mode); restart with --mode hybrid to run "
     "unrecorded actions live"
 )
+
+
+_CRASHED = "the session's page crashed"
+GONE = "The session's page crashed (its renderer or the browser died)"
 
 
 def parse_action(raw: bytes) -> tuple[ActionType, dict[str, Any]]:
@@ -77,6 +82,23 @@ class LiveRunner:
         self.registry = registry
         self.clock = clock
         self.action_timeout = action_timeout
+        # The task running an action on each page, so a crash can interrupt it.
+        self._running: dict[SessionPage, asyncio.Task[Any]] = {}
+        self._failing: set[asyncio.Task[None]] = set()
+        browser.on_page_crash = self._page_crashed
+
+    def _page_crashed(self, page: SessionPage) -> None:
+        """A session's page crashed: interrupt its action in flight (which then fails the
+        session and answers 503), or end the idle session now."""
+        task = self._running.get(page)
+        if task is not None:
+            task.cancel(_CRASHED)
+            return
+        session = self.registry.find_active(page.session_id)
+        if session is not None and session.page is page:
+            failing = asyncio.create_task(self.registry.fail(session))
+            self._failing.add(failing)
+            failing.add_done_callback(self._failing.discard)
 
     def expires_in(self, session: Session) -> int:
         return session.expires_in(self.clock.now())
@@ -102,14 +124,12 @@ class LiveRunner:
             async with page.lock:
                 if not session.active:
                     raise inactive_error(session)
-                # The backend enforces the budget; the outer bound guarantees no request hangs.
-                async with asyncio.timeout(budget + 5):
-                    result = await run_action(page, action_type, payload, timeout_s=budget)
+                result = await self._interruptible(page, action_type, payload, budget)
         except SessionInactiveError:
             raise
         except BrowserUnavailableError as err:
-            # The page died with its browser: like the cloud's `error` status, the session ends
-            # (billed so far, slot freed); the next create gets a relaunched browser.
+            # The page crashed or died with its browser: like the cloud's `error` status, the
+            # session ends (billed so far, slot freed); the next create gets a fresh page.
             session.count_action(action_type.value, ok=False)
             await self.registry.fail(session)
             raise in_session(err, expiresInSeconds=0, session=session.snapshot()) from err
@@ -133,6 +153,29 @@ class LiveRunner:
             ) from err
         session.count_action(action_type.value, ok=True)
         return result
+
+    async def _interruptible(
+        self, page: SessionPage, action_type: ActionType, payload: dict[str, Any], budget: float
+    ) -> dict[str, Any]:
+        """Run the action; a crash of the page while it runs ends it with
+        BrowserUnavailableError (Playwright may otherwise wait on a dead renderer)."""
+        task = asyncio.current_task()
+        assert task is not None
+        if page.gone:
+            raise BrowserUnavailableError(GONE)
+        self._running[page] = task
+        try:
+            # The backend enforces the budget; the outer bound guarantees no request hangs.
+            async with asyncio.timeout(budget + 5):
+                return await run_action(page, action_type, payload, timeout_s=budget)
+        except asyncio.CancelledError as err:
+            crashed = err.args[:1] == (_CRASHED,) or page.crashed
+            if not crashed or task.cancelling() != 1:
+                raise
+            task.uncancel()
+            raise BrowserUnavailableError(GONE) from err
+        finally:
+            self._running.pop(page, None)
 
     async def take_over(self, session: Session, applied: list[tuple[str, dict[str, Any]]]) -> None:
         """Give a replayed session a live page, rebuilt by running its state-changing actions

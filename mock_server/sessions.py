@@ -226,6 +226,10 @@ class SessionRegistry:
             raise NotFoundError("Session not found")
         return session
 
+    def find_active(self, session_id: str) -> Session | None:
+        """The active session of that id (any user), or None."""
+        return self._active.get(session_id)
+
     def all(self) -> list[Session]:
         return list(self._sessions.values())
 

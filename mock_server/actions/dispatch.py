@@ -142,8 +142,8 @@ async def run_action(
 async def _execute(
     sp: SessionPage, action_type: ActionType, payload: Payload, budget: Budget
 ) -> dict[str, Any]:
-    if sp.closed or sp.page.is_closed():
-        raise BrowserUnavailableError("The session's page is gone (closed or browser crashed)")
+    if sp.gone:
+        raise BrowserUnavailableError(_gone_message(sp))
     if action_type is ActionType.BATCH:
         return await _batch(sp, payload, budget)
     change = viewport_change(payload, sp.viewport)
@@ -160,11 +160,21 @@ async def _execute(
     except PlaywrightTimeoutError as err:
         raise budget.timeout_error(f"Action '{action_type}'") from err
     except PlaywrightError as err:
-        if sp.page.is_closed():
-            raise BrowserUnavailableError(
-                "The session's page is gone (the browser crashed or the page was closed)"
-            ) from err
+        if sp.gone or _is_target_closed(err):
+            raise BrowserUnavailableError(_gone_message(sp)) from err
         raise ActionFailedError(f"Action '{action_type}' failed: {error_message(err)}") from err
+
+
+def _gone_message(sp: SessionPage) -> str:
+    if sp.crashed:
+        return "The session's page crashed (its renderer or the browser died)"
+    return "The session's page is gone (the browser crashed or the page was closed)"
+
+
+def _is_target_closed(err: PlaywrightError) -> bool:
+    """Playwright's error for a page, context or browser that went away under a call (raised
+    before the page's close event arrives when the browser is killed mid-action)."""
+    return type(err).__name__ == "TargetClosedError" or "Target crashed" in err.message
 
 
 def _batch_steps(payload: Payload) -> list[tuple[ActionType, Payload]]:
