@@ -22,6 +22,7 @@ import json
 import signal
 import socket
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
 import click
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from mock_server.config import ServerConfig
 from mock_server.errors import CaptureError
+from mock_server.json_body import json_bytes
 from recorder.cli_errors import one_line_errors
 
 T = TypeVar("T")
@@ -72,6 +74,7 @@ def url_of(sock: socket.socket) -> str:
 
 
 DEFAULT_IDLE_TIMEOUT = 15.0
+JSON = "application/json"
 DEFAULT_MAX_CONNECTIONS = 1024
 
 
@@ -98,13 +101,45 @@ class _Refusal(asyncio.Protocol):
         writer.close()
 
 
+class _JsonErrors(web.RequestHandler):
+    """aiohttp's request handler, answering what fails before any route is reached (a request
+    line over 8 KB, a bad method, `Content-Length: -1`) in the contract's JSON error shape
+    instead of aiohttp's plain text; the connection is closed after it, as aiohttp does."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; refuses once output began
+        if status >= 500:
+            error = "Internal error"
+        else:
+            first = (message or HTTPStatus(status).phrase).strip().splitlines()[0].rstrip(":")
+            error = f"Bad request: {first[:160]}"
+        response = web.Response(
+            status=status, body=json_bytes({"success": False, "error": error}), content_type=JSON
+        )
+        response.force_close()
+        return response
+
+
 def capped(server: web.Server, limit: int) -> Callable[[], asyncio.BaseProtocol]:
-    """A protocol factory: aiohttp's request handler, or a refusal past `limit` connections."""
+    """A protocol factory: aiohttp's request handler (answering protocol errors in JSON), or a
+    refusal past `limit` connections."""
 
     def factory() -> asyncio.BaseProtocol:
         if len(server.connections) >= limit:
             return _Refusal(limit)
-        return server()
+        handler = server()
+        # aiohttp's Server builds its own RequestHandler with the runner's settings; the subclass
+        # only changes how a protocol error is answered (same slots, no state of its own).
+        handler.__class__ = _JsonErrors
+        return handler
 
     return factory
 

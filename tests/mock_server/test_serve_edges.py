@@ -84,6 +84,25 @@ async def test_incomplete_requests_are_closed_and_extra_connections_refused(serv
     writer.close()
 
 
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "more than 8190 bytes"),
+        (b"FO@O / HTTP/1.1\r\nHost: x\r\n\r\n", "Invalid method"),
+        (b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+    ],
+)
+async def test_protocol_errors_are_answered_in_the_contracts_json_shape(served, raw, error):
+    reader, writer = await asyncio.open_connection(*served)
+    writer.write(raw)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400" and b"Content-Type: application/json" in head
+    data = json.loads(body)
+    assert data["success"] is False and error in data["error"] and "\n" not in data["error"]
+
+
 def test_binding_beyond_loopback_needs_an_admin_token():
     from click.testing import CliRunner
 
