@@ -58,6 +58,8 @@ DEFAULT_DEVICE_SCALE_FACTOR = 1.0
 # Bounded so a chatty page cannot grow a session's memory without limit.
 MAX_CONSOLE_MESSAGES = 1000
 MAX_PAGE_ERRORS = 1000
+# How long stopping a stuck page's script may take before giving up on it.
+_STOP_SCRIPTS_S = 2.0
 
 CHROMIUM_ARGS = (
     "--disable-gpu",
@@ -204,6 +206,16 @@ class SessionPage:
         if self._cdp is None:
             self._cdp = await self.context.new_cdp_session(self.page)
         return self._cdp
+
+    async def stop_scripts(self) -> bool:
+        """Terminate the JavaScript running in the page (CDP `Runtime.terminateExecution`), so
+        a page stuck in a loop takes actions again; False when the page did not answer."""
+        try:
+            cdp = await asyncio.wait_for(self.cdp(), _STOP_SCRIPTS_S)
+            await asyncio.wait_for(cdp.send("Runtime.terminateExecution"), _STOP_SCRIPTS_S)
+        except (PlaywrightError, TimeoutError):
+            return False
+        return True
 
     async def close(self) -> None:
         """Close the context (and a dedicated CDP browser with it); idempotent."""

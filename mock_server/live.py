@@ -168,6 +168,12 @@ class LiveRunner:
             # The backend enforces the budget; the outer bound guarantees no request hangs.
             async with asyncio.timeout(budget + 5):
                 return await run_action(page, action_type, payload, timeout_s=budget)
+        except (ActionTimeoutError, TimeoutError):
+            # Whatever kept the page busy (a script in a loop) must not outlive the 504: stop
+            # it so the session's next action (a goto elsewhere) runs.
+            if not page.gone:
+                await page.stop_scripts()
+            raise
         except asyncio.CancelledError as err:
             crashed = err.args[:1] == (_CRASHED,) or page.crashed
             if not crashed or task.cancelling() != 1:

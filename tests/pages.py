@@ -232,3 +232,24 @@ async def basic_auth_page(request: web.Request) -> web.Response:
 
 
 EXTRA_HANDLERS = {"auth": basic_auth_page}
+
+# Loads, then never yields its main thread again: every later evaluate or navigation waits.
+BUSY = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Busy</title></head>
+<body><p>busy</p>
+<script>window.addEventListener('load', () => setTimeout(() => { while (true) {} }, 0));</script>
+</body></html>"""
+
+EXTRA_PAGES["busy"] = BUSY
+
+
+async def big_page(request: web.Request) -> web.Response:
+    """`/big?mb=N`: about N MB of paragraphs (3 by default)."""
+    mb = float(request.query.get("mb", "3"))
+    row = "<p>Some words in a paragraph of the big page.</p>\n"
+    body = row * int(mb * 1024 * 1024 / len(row))
+    html = f"<!doctype html><html><head><title>Big</title></head><body>{body}</body></html>"
+    return web.Response(text=html, content_type="text/html")
+
+
+EXTRA_HANDLERS["big"] = big_page

@@ -22,7 +22,7 @@ from mock_server.actions.budget import Budget
 from mock_server.actions.payload import Payload, choice, flag, integer, selector, string_list
 from mock_server.browser import SessionPage, error_message
 from mock_server.errors import BadRequestError
-from mock_server.page_text import collapse_lines, html_to_markdown
+from mock_server.page_text import collapse_lines, html_to_markdown, require_convertible
 
 
 class ContentFormat(StrEnum):
@@ -142,6 +142,7 @@ async def content(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str
     html = await sp.page.content()
     if fmt is ContentFormat.HTML:
         return {"format": fmt.value, "content": html}
+    require_convertible(html, 'content format "markdown"')
     # Parsing a large page takes long enough to stall other sessions' actions.
     return {"format": fmt.value, "content": await asyncio.to_thread(html_to_markdown, html)}
 

@@ -37,7 +37,7 @@ from mock_server.oneshot.options import (
     PageOptions,
     PdfOptions,
 )
-from mock_server.page_text import html_to_markdown, html_to_text
+from mock_server.page_text import html_to_markdown, html_to_text, require_convertible
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
@@ -170,6 +170,7 @@ async def capture_content(
 ) -> dict[str, Any]:
     async with opened_page(browser, opts, budget) as (_, page):
         html = await page.content()
+    require_convertible(html, "content (textContent and markdown)")
     text, markdown = await asyncio.gather(
         asyncio.to_thread(html_to_text, html), asyncio.to_thread(html_to_markdown, html)
     )

@@ -13,7 +13,7 @@ import psutil
 
 from mock_server.browser import SessionPage
 from mock_server.state import BROWSER, REGISTRY
-from tests.emulator import RunningEmulator
+from tests.emulator import RunningEmulator, emulator_config
 
 
 def session_page(emulator: RunningEmulator, sid: str) -> SessionPage:
@@ -124,3 +124,30 @@ async def test_a_dead_playwright_driver_is_restarted_on_the_next_create(emulator
     assert browser.driver_pid not in (None, driver)
     status, health = await emulator.call("GET", "/__admin/health", token=None)
     assert status == 200 and health["status"] == "ready", health
+
+
+async def test_after_a_timeout_on_a_looping_page_the_session_navigates_again(pages):
+    running = await RunningEmulator(emulator_config(action_timeout=2)).start()
+    try:
+        sid = (await running.create())["id"]
+        await running.act(sid, "goto", {"url": pages.url("/busy")})
+        timed_out = await running.act(sid, "title", expect=504)
+        assert timed_out["expiresInSeconds"] > 0
+        answer = await running.act(sid, "goto", {"url": pages.url("/form")})
+        assert answer["title"] == "Login form"
+        assert (await running.act(sid, "title"))["title"] == "Login form"
+    finally:
+        await running.stop()
+
+
+async def test_markdown_of_a_page_over_the_cap_is_a_413_without_memory_growth(emulator, pages):
+    sid = (await emulator.create())["id"]
+    await emulator.act(sid, "goto", {"url": pages.url("/big?mb=8")})
+    rss = psutil.Process().memory_info().rss
+    refused = await emulator.act(sid, "content", {"format": "markdown"}, expect=413)
+    assert "at most" in refused["error"] and refused["expiresInSeconds"] > 0
+    assert psutil.Process().memory_info().rss - rss < 150 * 1024 * 1024
+    # Under the cap it converts.
+    await emulator.act(sid, "goto", {"url": pages.url("/big?mb=0.5")})
+    converted = await emulator.act(sid, "content", {"format": "markdown"})
+    assert converted["content"].startswith("Some words")
