@@ -21,7 +21,7 @@ from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
-from mock_server.oneshot import setup_oneshot
+from mock_server.oneshot import CaptureSlots, setup_oneshot
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
 from mock_server.replay.player import Player
@@ -69,7 +69,12 @@ def make_app(config: ServerConfig) -> web.Application:
     player = load_player(config, config.cassettes) if config.cassettes else None
     app.cleanup_ctx.append(_resources(config, player))
     add_routes(app)
-    setup_oneshot(app, app[BROWSER], config.users)
+    setup_oneshot(
+        app,
+        app[BROWSER],
+        config.users,
+        slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
+    )
     add_admin_routes(app)
     return app
 

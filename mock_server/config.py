@@ -118,6 +118,11 @@ class ServerConfig:
     admin_token: str | None = None
     # The folder `POST /__admin/cassettes` may load from; None: the working directory.
     cassette_dir: Path | None = None
+    # One-shot captures running at once; more wait in a FIFO queue of at most `oneshot_queue`,
+    # each for at most `oneshot_wait` seconds (then, or when the queue is full: 503).
+    oneshot_slots: int = 4
+    oneshot_queue: int = 16
+    oneshot_wait: float = 30.0
 
 
 def read_users_file(path: Path) -> dict[str, str]:

@@ -90,6 +90,12 @@ class BrowserUnavailableError(CaptureError):
     status = 503
 
 
+class CaptureBusyError(CaptureError):
+    """Every one-shot capture slot is taken and the queue is full or the wait ran out (503)."""
+
+    status = 503
+
+
 class ActionTimeoutError(CaptureError):
     """The action exceeded its time budget (504)."""
 

@@ -147,6 +147,7 @@ class PageServer:
 
     async def _slow(self, request: web.Request) -> web.Response:
         # Answers after `s` seconds, or at once when the server stops (so teardown never waits).
+        self.hits["slow"] = self.hits.get("slow", 0) + 1
         try:
             await asyncio.wait_for(self._released.wait(), float(request.query.get("s", "10")))
         except TimeoutError:

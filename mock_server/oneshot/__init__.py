@@ -8,13 +8,14 @@ budget. Statuses and the options accepted without local effect are written in th
 
 - `options`: the query, parsed and checked into typed options (no browser, no HTTP)
 - `capture`: the captures on the browser (no HTTP)
-- `routes`: the aiohttp handler and `setup_oneshot`
+- `routes`: the aiohttp handler, `setup_oneshot`, the fair capture slots (`CaptureSlots`) and
+  the refusal of a URL that points at this server itself
 
 It must not import `mock_server.app` (the app imports it).
 """
 
 from __future__ import annotations
 
-from mock_server.oneshot.routes import setup_oneshot
+from mock_server.oneshot.routes import CaptureSlots, setup_oneshot
 
-__all__ = ["setup_oneshot"]
+__all__ = ["CaptureSlots", "setup_oneshot"]

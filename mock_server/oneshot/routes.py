@@ -1,23 +1,32 @@
 """The HTTP face of the one-shot endpoints: `setup_oneshot` registers
 `GET /{key}/{hash}/{image|pdf|content|metadata|animated}?{query}` on the app.
 
-Every request is checked (signature, then every option) before any browser work; then it waits
-for one of `MAX_CONCURRENT` slots and runs within one time budget (`timeout`, delay and the wait
-for a slot included): past it the answer is 504. Errors are raised as `mock_server.errors`
-ones for the app's error middleware to answer. Must not import `mock_server.app` (it imports this).
+Every request is checked (signature, then every option) before any browser work; a `url` that
+points at this server itself (its port on a loopback or own address) is refused (400: nested
+one-shots would hold every slot waiting on each other). Then it waits its turn for a capture slot
+(`CaptureSlots`: first come, first served; 503 when the queue is full or the wait runs out) and
+runs within one time budget (`timeout`, delay and the wait for a slot included): past it 504.
+Errors are raised as `mock_server.errors` ones for the app's error middleware to answer. Must
+not import `mock_server.app` (it imports this).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import psutil
 from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
 
 from mock_server.actions.budget import Budget
 from mock_server.browser import error_message
-from mock_server.errors import ActionTimeoutError, CaptureError
+from mock_server.errors import ActionTimeoutError, BadRequestError, CaptureBusyError, CaptureError
 from mock_server.http import json_response
 from mock_server.oneshot.capture import (
     capture_animated,
@@ -41,8 +50,88 @@ if TYPE_CHECKING:
     from mock_server.browser import BrowserManager
 
 DEFAULT_TIMEOUT_S = 90.0
-# Concurrent one-shot captures; more wait their turn (inside their own time budget).
+# Concurrent one-shot captures by default; more wait their turn (inside their own time budget).
 MAX_CONCURRENT = 4
+
+
+class CaptureSlots:
+    """`slots` captures at once; the others wait first come, first served, at most `queue` of
+    them and each at most `wait` seconds; otherwise CaptureBusyError (503)."""
+
+    def __init__(self, slots: int = MAX_CONCURRENT, queue: int = 16, wait: float = 30.0) -> None:
+        self.slots = max(1, slots)
+        self.queue = max(0, queue)
+        self.wait = wait
+        self._free = asyncio.Semaphore(self.slots)  # FIFO: waiters are woken in order
+        self.waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._free.locked() and self.waiting >= self.queue:
+            raise CaptureBusyError(
+                f"All {self.slots} one-shot capture slots are busy and {self.waiting} captures "
+                "already wait (this local server's queue is full); retry later"
+            )
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._free.acquire()
+        except TimeoutError as err:
+            raise CaptureBusyError(
+                f"No one-shot capture slot became free within {self.wait:g} s "
+                f"({self.slots} busy); retry later"
+            ) from err
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:  # the shorthands a browser accepts too: 127.1, 0x7f.1, 2130706433
+        return ipaddress.ip_address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _local_addresses() -> set[str]:
+    found = set()
+    with contextlib.suppress(OSError):
+        for addresses in psutil.net_if_addrs().values():
+            found.update(a.address.split("%")[0] for a in addresses)
+    return found
+
+
+def points_at_self(url: str, request: web.Request) -> bool:
+    """Whether `url` reaches this server: its port, on a loopback, unspecified, bound or
+    requested host, or (bound to all interfaces) any of the machine's addresses."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return False
+    own_host, own_port = str(sockname[0]), int(sockname[1])
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    if port != own_port:
+        return False
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost") or host == request.url.host:
+        return True
+    address = _address(host)
+    if address is None:
+        return False
+    if address.is_loopback or address.is_unspecified or str(address) == own_host:
+        return True
+    bound = _address(own_host)
+    return bound is not None and bound.is_unspecified and str(address) in _local_addresses()
 
 
 async def _capture(
@@ -68,9 +157,10 @@ def setup_oneshot(
     users: dict[str, str] | None,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
+    slots: CaptureSlots | None = None,
 ) -> None:
     """Register `GET /{key}/{hash}/{endpoint}` for the five one-shot endpoints."""
-    slots = asyncio.Semaphore(MAX_CONCURRENT)
+    capture_slots = slots or CaptureSlots()
     allow_file = browser.allow_file_urls
 
     async def handle(request: web.Request) -> web.Response:
@@ -80,10 +170,16 @@ def setup_oneshot(
         endpoint = info["endpoint"]
         # Every option is checked before waiting for a slot or touching the browser.
         options = PARSERS[endpoint](Query(raw_query), allow_file=allow_file)
+        page = getattr(options, "page", options)
+        if points_at_self(page.url, request):
+            raise BadRequestError(
+                "url points at this capture-replay server itself (its own host and port); a "
+                "one-shot of a one-shot would hold a capture slot waiting for another"
+            )
         budget = Budget.start(timeout)
         try:
             async with asyncio.timeout(timeout):
-                async with slots:
+                async with capture_slots.slot():
                     return await _capture(browser, endpoint, options, budget)
         except TimeoutError as err:
             raise ActionTimeoutError(

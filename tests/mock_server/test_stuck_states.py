@@ -9,11 +9,15 @@ import os
 import signal
 from typing import Any
 
+import aiohttp
 import psutil
+from capture import Capture
+from yarl import URL
 
 from mock_server.browser import SessionPage
 from mock_server.state import BROWSER, REGISTRY
 from tests.emulator import RunningEmulator, emulator_config
+from tests.pages import PageServer
 
 
 def session_page(emulator: RunningEmulator, sid: str) -> SessionPage:
@@ -151,3 +155,61 @@ async def test_markdown_of_a_page_over_the_cap_is_a_413_without_memory_growth(em
     await emulator.act(sid, "goto", {"url": pages.url("/big?mb=0.5")})
     converted = await emulator.act(sid, "content", {"format": "markdown"})
     assert converted["content"].startswith("Some words")
+
+
+def oneshot_client(running: RunningEmulator) -> Capture:
+    client = Capture("key", "secret", {"useEdge": True})
+    client.EDGE_URL = running.url  # the SDK reads it from the instance first
+    return client
+
+
+async def fetch_oneshot(url: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        async with http.get(URL(url, encoded=True)) as resp:
+            assert resp.content_type == "application/json", await resp.text()
+            return resp.status, await resp.json()
+
+
+async def test_a_one_shot_of_the_emulator_itself_is_refused(emulator, pages):
+    client = oneshot_client(emulator)
+    port = URL(emulator.url).port
+    inner = client.build_content_url(pages.url("/"))
+    nested = inner
+    for _ in range(5):
+        nested = client.build_content_url(nested)
+    for target in (
+        inner,
+        nested,
+        f"http://localhost:{port}/",
+        f"http://127.1:{port}/key/x/content?url=a",
+        f"http://[::1]:{port}/",
+    ):
+        status, body = await asyncio.wait_for(fetch_oneshot(client.build_content_url(target)), 10)
+        assert status == 400 and "itself" in body["error"], (target, body)
+        assert body["success"] is False
+    # Another server on loopback is still captured.
+    status, body = await fetch_oneshot(client.build_content_url(pages.url("/")))
+    assert status == 200 and body["success"], body
+
+
+async def test_capture_slots_queue_then_answer_503():
+    site = PageServer()
+    await site.start()
+    config = emulator_config(oneshot_slots=1, oneshot_queue=1, oneshot_wait=1.0)
+    running = await RunningEmulator(config).start()
+    try:
+        client = oneshot_client(running)
+        holding = asyncio.create_task(fetch_oneshot(client.build_content_url(site.url("/slow"))))
+        await asyncio.wait_for(until(lambda: site.hits.get("slow") == 1), 20)
+        url = client.build_content_url(site.url("/"))
+        answers = await asyncio.wait_for(
+            asyncio.gather(fetch_oneshot(url), fetch_oneshot(url + "&delay=0")), 20
+        )
+        assert [status for status, _ in answers] == [503, 503], answers
+        errors = sorted(body["error"] for _, body in answers)
+        assert "queue is full" in " ".join(errors) and "within 1 s" in " ".join(errors), errors
+    finally:
+        await site.stop()  # answers /slow at once
+        status, _ = await asyncio.wait_for(holding, 30)
+        assert status == 200
+        await running.stop()
