@@ -170,7 +170,9 @@ class LiveRunner:
                 return await run_action(page, action_type, payload, timeout_s=budget)
         except (ActionTimeoutError, TimeoutError):
             # Whatever kept the page busy (a script in a loop) must not outlive the 504: stop
-            # it so the session's next action (a goto elsewhere) runs.
+            # it so the session's next action (a goto elsewhere) runs. A crash meanwhile ends
+            # the session through the idle path, not by interrupting this.
+            self._running.pop(page, None)
             if not page.gone:
                 await page.stop_scripts()
             raise
