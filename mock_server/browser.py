@@ -268,6 +268,7 @@ class BrowserManager:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._launched = False
+        self._shared_launched = False  # the shared browser (not only CDP ones) was launched
         self._launch_lock = asyncio.Lock()
         self._pool: deque[SessionPage] = deque()
         self._refill_task: asyncio.Task[None] | None = None
@@ -309,7 +310,7 @@ class BrowserManager:
         the next create (or one-shot) restarts them."""
         if self._playwright is not None and not self.driver_alive():
             return "degraded", "The Playwright driver exited; the next create restarts it"
-        if self._launched and self._browser is None and not self._cdp_pages:
+        if self._shared_launched and self._browser is None:
             if self._launch_lock.locked():
                 return "degraded", "The browser is being relaunched"
             return "degraded", "The browser exited; the next create relaunches it"
@@ -487,7 +488,7 @@ class BrowserManager:
                 ) from err
             browser.on("disconnected", self._on_disconnected)
             self._browser = browser
-            self._launched = True
+            self._launched = self._shared_launched = True
             self.last_error = None
             return browser
 
