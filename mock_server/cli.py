@@ -204,6 +204,28 @@ main.add_command(record)
     type=click.IntRange(1),
     help="Open connections at most; one more is answered 503 and closed.",
 )
+@click.option(
+    "--oneshot-slots",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="One-shot captures running at once; more wait in a first-come queue.",
+)
+@click.option(
+    "--oneshot-queue",
+    default=16,
+    show_default=True,
+    type=click.IntRange(0),
+    help="One-shot captures waiting at most; one more gets 503.",
+)
+@click.option(
+    "--oneshot-wait",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="How long a one-shot waits for a slot; past it, 503.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -228,6 +250,9 @@ def serve(
     cassette_dir: Path | None,
     idle_timeout: float,
     max_connections: int,
+    oneshot_slots: int,
+    oneshot_queue: int,
+    oneshot_wait: float,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -290,6 +315,9 @@ def serve(
         keep_closed=keep_closed,
         admin_token=admin_token,
         cassette_dir=cassette_dir.resolve() if cassette_dir else Path.cwd(),
+        oneshot_slots=oneshot_slots,
+        oneshot_queue=oneshot_queue,
+        oneshot_wait=oneshot_wait,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"
