@@ -77,7 +77,8 @@ def test_replay_never_imports_the_app_routes_admin_or_http():
 
 
 @pytest.mark.parametrize(
-    "module", ["records", "contract", "comparison", "bodies", "cassette", "errors"]
+    "module",
+    ["records", "contract", "comparison", "bodies", "codec", "reader", "cassette", "errors"],
 )
 def test_record_and_format_modules_import_no_server_cli_or_imaging(module):
     path = ROOT / "recorder" / f"{module}.py"
