@@ -10,8 +10,7 @@ import hmac
 
 from mock_server.errors import UnauthorizedError
 from recorder.contract import bearer_token, decode_credentials
-
-MISSING = "Missing or invalid Bearer credentials"
+from recorder.statuses import UNAUTHORIZED as MISSING
 
 
 def decode_bearer(header: str | None) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
 from mock_server.json_body import parse_json
 from recorder.contract import credits_for, duration_seconds, format_time
+from recorder.statuses import NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class SessionRegistry:
     def get(self, session_id: str, user: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None or session.user != user:
-            raise NotFoundError("Session not found")
+            raise NotFoundError(NOT_FOUND)
         return session
 
     def find_active(self, session_id: str) -> Session | None:

@@ -10,11 +10,11 @@ import hmac
 
 from mock_server.errors import UnauthorizedError
 from recorder.contract import sign
+from recorder.statuses import INVALID_HASH
 
 __all__ = ["INVALID_HASH", "UNKNOWN_KEY", "sign", "verify_signature"]
 
 UNKNOWN_KEY = "Unknown API key"
-INVALID_HASH = "Invalid hash"
 
 
 def verify_signature(users: dict[str, str] | None, key: str, received: str, raw_query: str) -> None:

@@ -32,8 +32,8 @@ from mock_server.errors import BrowserUnavailableError
 from mock_server.live import LiveRunner, counted_action
 from mock_server.replay.player import Answer, Miss, Player, ReplayState
 from mock_server.sessions import Session, SessionOptions, SessionRegistry
+from recorder.statuses import CDP_UNAVAILABLE
 
-CDP_UNAVAILABLE = "CDP connections are not available"
 CDP_HINT = (
     "CDP cannot be replayed (a recorded connectUrl points at a browser that is gone); "
     "serve with --mode hybrid to run CDP sessions live"
