@@ -29,7 +29,7 @@ from mock_server.errors import (
 from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
-from mock_server.state import BROWSER, CLOCK, CONFIG, JOURNAL, LIVE, REGISTRY, REPLAY
+from mock_server.state import BROWSER, CLOCK, CONFIG, FAULTS, JOURNAL, LIVE, REGISTRY, REPLAY
 
 MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
@@ -122,6 +122,7 @@ async def unmatched(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     await reset_state(request.app)
+    request.app[FAULTS].clear()
     return json_response({"success": True, "now": request.app[CLOCK].now()})
 
 

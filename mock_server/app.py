@@ -19,6 +19,8 @@ from mock_server.admin import guard_middleware
 from mock_server.browser import BrowserManager, SessionPage, find_browser
 from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
+from mock_server.fault_rules import FaultBook
+from mock_server.faults import add_fault_routes, fault_middleware
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
 from mock_server.oneshot import CaptureSlots, setup_oneshot
@@ -31,6 +33,7 @@ from mock_server.state import (
     BROWSER,
     CLOCK,
     CONFIG,
+    FAULTS,
     JOURNAL,
     LIVE,
     REGISTRY,
@@ -52,6 +55,7 @@ def make_app(config: ServerConfig) -> web.Application:
             journal_middleware,
             error_middleware,
             guard_middleware,
+            fault_middleware,
             oneshot_replay_middleware,
         ],
         client_max_size=config.max_body_bytes,
@@ -60,6 +64,7 @@ def make_app(config: ServerConfig) -> web.Application:
     app[CLOCK] = make_clock(config)
     app[JOURNAL] = Journal()
     app[REPLAY] = ReplaySlot()
+    app[FAULTS] = FaultBook(config.fault_seed, config.faults)
     app[BROWSER] = BrowserManager(
         find_browser(config.browser),
         pool_size=config.context_pool,
@@ -76,6 +81,7 @@ def make_app(config: ServerConfig) -> web.Application:
         slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
     )
     add_admin_routes(app)
+    add_fault_routes(app)
     return app
 
 

@@ -27,6 +27,7 @@ from mock_server.config import (
     default_max_total_sessions,
     read_users_file,
 )
+from mock_server.fault_rules import load_rules_file
 from mock_server.record_command import record
 from mock_server.serving import (
     DEFAULT_IDLE_TIMEOUT,
@@ -226,6 +227,20 @@ main.add_command(record)
     metavar="SECONDS",
     help="How long a one-shot waits for a slot; past it, 503.",
 )
+@click.option(
+    "--faults",
+    "faults_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Fault rules to load at start: a JSON or YAML list (see README, Fault injection).",
+)
+@click.option(
+    "--fault-seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the fault rules' probability draws (the same seed, the same sequence).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -253,6 +268,8 @@ def serve(
     oneshot_slots: int,
     oneshot_queue: int,
     oneshot_wait: float,
+    faults_file: Path | None,
+    fault_seed: int,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -267,6 +284,10 @@ def serve(
     if users_file is not None:
         with one_line_errors(also=(ValueError,)):
             users = read_users_file(users_file)
+    faults = ()
+    if faults_file is not None:
+        with one_line_errors(also=(ValueError,)):
+            faults = tuple(load_rules_file(faults_file, fault_seed))
     chosen = mode or (Mode.REPLAY if cassettes else Mode.LIVE)
     if chosen is not Mode.LIVE and not cassettes:
         raise click.UsageError(f"--mode {chosen.value} needs at least one --cassette")
@@ -318,6 +339,8 @@ def serve(
         oneshot_slots=oneshot_slots,
         oneshot_queue=oneshot_queue,
         oneshot_wait=oneshot_wait,
+        faults=faults,
+        fault_seed=fault_seed,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 8790
 DEFAULT_TTL_SECONDS = 300
@@ -123,6 +124,9 @@ class ServerConfig:
     oneshot_slots: int = 4
     oneshot_queue: int = 16
     oneshot_wait: float = 30.0
+    # Fault rules loaded at start (mock_server.fault_rules), and the seed of their draws.
+    faults: tuple[Any, ...] = ()
+    fault_seed: int = 0
 
 
 def read_users_file(path: Path) -> dict[str, str]:

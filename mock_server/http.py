@@ -23,7 +23,7 @@ from mock_server.errors import (
 )
 from mock_server.json_body import json_bytes, parse_json
 from mock_server.replay.player import Answer, Miss
-from mock_server.state import CLOCK, JOURNAL, REPLAY, SOURCE
+from mock_server.state import CLOCK, FAULT_JOURNAL, JOURNAL, REPLAY, SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
         status=response.status,
         source=request.get(SOURCE, default),
     )
+    app[JOURNAL].entries[-1].update(request.get(FAULT_JOURNAL, {}))
     return response
 
 

@@ -227,6 +227,10 @@ class SessionRegistry:
             raise NotFoundError(NOT_FOUND)
         return session
 
+    def find(self, session_id: str) -> Session | None:
+        """The session of that id (any user, any status), or None."""
+        return self._sessions.get(session_id)
+
     def find_active(self, session_id: str) -> Session | None:
         """The active session of that id (any user), or None."""
         return self._active.get(session_id)
@@ -309,6 +313,14 @@ class SessionRegistry:
                 self._finalize(session, SessionStatus.CLOSED, now)
             await self._release_page(session)
         return session
+
+    async def expire(self, session: Session) -> None:
+        """Expire the session now, before its TTL (fault injection): status `expired`, billed up
+        to now, slot freed."""
+        if session.active:
+            now = min(self.clock.now(), session.expires_at)
+            self._finalize(session, SessionStatus.EXPIRED, now)
+            await self._release_page(session)
 
     async def fail(self, session: Session) -> None:
         """The session's browser is gone: status `error`, billed up to now, slot freed."""

@@ -15,6 +15,7 @@ from aiohttp import web
 from mock_server.browser import BrowserManager
 from mock_server.clock import Clock
 from mock_server.config import Mode, ServerConfig
+from mock_server.fault_rules import FaultBook
 from mock_server.live import LiveRunner
 from mock_server.replay.engine import ReplayEngine
 from mock_server.sessions import SessionRegistry
@@ -56,5 +57,8 @@ REGISTRY = web.AppKey("capture_registry", SessionRegistry)
 LIVE = web.AppKey("capture_live", LiveRunner)
 REPLAY = web.AppKey("capture_replay", ReplaySlot)
 JOURNAL = web.AppKey("capture_journal", Journal)
+FAULTS = web.AppKey("capture_faults", FaultBook)
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)
+# Fields a fired fault rule adds to the request's journal entry (its id; a dropped connection).
+FAULT_JOURNAL = web.RequestKey("capture_fault_journal", dict)
