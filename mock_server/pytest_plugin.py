@@ -144,6 +144,67 @@ class CaptureMock:
         engine = self._server.app[REPLAY].engine
         return engine.misses() if engine else []
 
+    def fault(self, **rule: Any) -> FaultHandle:
+        """Add a fault rule to the replaying server (the fields of `POST /__admin/faults`); the
+        handle removes it on `remove()` or when its `with` block ends. A malformed rule raises
+        ValueError naming the field."""
+        book = self._fault_book()
+
+        async def add() -> str:
+            return book.add(rule).id
+
+        from mock_server.errors import CaptureError
+
+        try:
+            return FaultHandle(self._server.run(add()), self)
+        except CaptureError as err:
+            raise ValueError(err.message) from None
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The server's fault rules, each with how often it matched and fired."""
+        book = self._fault_book()
+
+        async def listed() -> list[dict[str, Any]]:
+            return [r.as_json() for r in book.rules.values()]
+
+        return self._server.run(listed())
+
+    def _fault_book(self) -> Any:
+        if self.recording:
+            raise RuntimeError(
+                "capture_mock faults work while replaying; a recording forwards to the real "
+                "upstream unchanged"
+            )
+        from mock_server.state import FAULTS
+
+        return self._server.app[FAULTS]
+
+
+@dataclass
+class FaultHandle:
+    """A fault rule added by `capture_mock.fault(...)`; a context manager removing it on exit."""
+
+    id: str
+    _mock: CaptureMock
+
+    @property
+    def fired(self) -> int:
+        return next((r["fired"] for r in self._mock.faults() if r["id"] == self.id), 0)
+
+    def remove(self) -> None:
+        book = self._mock._fault_book()
+
+        async def remove() -> None:
+            book.rules.pop(self.id, None)
+
+        self._mock._server.run(remove())
+
+    def __enter__(self) -> FaultHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
 
 def cassette_for(item: pytest.Item, folder: Path, marker: pytest.Mark | None) -> Path:
     named = marker.kwargs.get("cassette") if marker else None
