@@ -334,3 +334,32 @@ def urllib_request(url: str, data: bytes | None) -> tuple[int, dict]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+async def test_hybrid_faults_fire_before_the_cassette_and_keep_the_session_replaying():
+    server = RunningEmulator(emulator_config(mode=Mode.HYBRID, cassettes=(COUNTER_FLOW,)))
+    await server.start()
+    try:
+        sid = (await server.create({"maxTtlSeconds": 300}))["id"]
+        await add(server, {"action": "goto", "times": 1, "status": 504})
+        # Unrecorded: without the fault the session would diverge and go live here.
+        await server.act(sid, "goto", {"url": "http://127.0.0.1:9/elsewhere"}, expect=504)
+        await server.act(sid, "goto", {"url": COUNTER})
+        assert server.last_headers["X-Capture-Replay"] == "hit"
+        status, unmatched = await server.call("GET", "/__admin/unmatched", token=None)
+        assert (unmatched["count"], unmatched["diverged"]) == (0, [])
+    finally:
+        await server.stop()
+
+
+def test_the_readme_rule_file_loads(tmp_path):
+    from mock_server.fault_rules import load_rules_file
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Fault injection", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    path = tmp_path / "faults.yaml"
+    path.write_text(block.group(1))
+    rules = load_rules_file(path)
+    assert [r.get("status", r.get("end_session")) for r in rules] == [504, 403, "expire"]
