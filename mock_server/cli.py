@@ -284,7 +284,7 @@ def serve(
     if users_file is not None:
         with one_line_errors(also=(ValueError,)):
             users = read_users_file(users_file)
-    faults = ()
+    faults: tuple[object, ...] = ()
     if faults_file is not None:
         with one_line_errors(also=(ValueError,)):
             faults = tuple(load_rules_file(faults_file, fault_seed))
