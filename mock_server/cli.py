@@ -24,6 +24,7 @@ from mock_server.config import (
     Exhausted,
     Mode,
     ServerConfig,
+    StrictLevel,
     default_max_total_sessions,
     read_users_file,
 )
@@ -226,6 +227,17 @@ main.add_command(record)
     metavar="SECONDS",
     help="How long a one-shot waits for a slot; past it, 503.",
 )
+@click.option(
+    "--strict",
+    type=click.Choice(StrictLevel, case_sensitive=False),
+    is_flag=False,
+    flag_value=StrictLevel.UNKNOWN.value,
+    default=StrictLevel.OFF.value,
+    show_default=True,
+    help="Refuse (400) what the real API may not know instead of warning: --strict refuses "
+    "unknown fields and Playwright-only selectors, --strict=documented also capture-replay's "
+    "chosen names and aliases.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -253,6 +265,7 @@ def serve(
     oneshot_slots: int,
     oneshot_queue: int,
     oneshot_wait: float,
+    strict: StrictLevel,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -318,6 +331,7 @@ def serve(
         oneshot_slots=oneshot_slots,
         oneshot_queue=oneshot_queue,
         oneshot_wait=oneshot_wait,
+        strict=StrictLevel(strict),
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

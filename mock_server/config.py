@@ -69,6 +69,16 @@ def plan_recording(mode: RecordMode, exists: bool) -> RecordPlan:
     return RecordPlan.RECORD
 
 
+class StrictLevel(StrEnum):
+    """What `serve --strict` refuses (400) instead of warning about (`mock_server.field_warnings`):
+    nothing; unknown fields and undocumented selector syntax; or also capture-replay's chosen
+    names and aliases."""
+
+    OFF = "off"
+    UNKNOWN = "unknown"
+    DOCUMENTED = "documented"
+
+
 class Exhausted(StrEnum):
     """What a request gets once its recorded answers are used up."""
 
@@ -123,6 +133,9 @@ class ServerConfig:
     oneshot_slots: int = 4
     oneshot_queue: int = 16
     oneshot_wait: float = 30.0
+    # Refuse (400) requests whose fields or selectors the real API may not know, instead of
+    # answering them with an X-Capture-Replay-Warning header.
+    strict: StrictLevel = StrictLevel.OFF
 
 
 def read_users_file(path: Path) -> dict[str, str]:
