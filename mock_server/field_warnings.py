@@ -41,7 +41,7 @@ MAX_HEADERS = 20
 # Distinct findings kept; later new ones are only counted.
 MAX_DISTINCT = 1000
 
-_REFUSED: dict[StrictLevel, frozenset[Level]] = {
+REFUSED: dict[StrictLevel, frozenset[Level]] = {
     StrictLevel.OFF: frozenset(),
     StrictLevel.UNKNOWN: frozenset({Level.UNKNOWN, Level.SELECTOR}),
     StrictLevel.DOCUMENTED: frozenset(Level),
@@ -50,7 +50,7 @@ _REFUSED: dict[StrictLevel, frozenset[Level]] = {
 
 def refused(level: StrictLevel, findings: list[Finding]) -> list[Finding]:
     """The findings a strict level refuses."""
-    return [f for f in findings if f.level in _REFUSED[level]]
+    return [f for f in findings if f.level in REFUSED[level]]
 
 
 class WarningLog:
