@@ -25,11 +25,11 @@ from aiohttp import web
 from mock_server.config import StrictLevel
 from mock_server.errors import BadRequestError
 from mock_server.http import ADMIN_PREFIX, Handler, json_response
+from mock_server.json_body import parse_json
 from mock_server.live import counted_action
 from mock_server.sessions import Session
 from mock_server.signing import verify_signature
 from mock_server.state import CONFIG, JOURNAL
-from recorder.bodies import json_or_none
 from recorder.contract import blank_signature, signed_parts
 from recorder.findings import Finding, Level, action_findings, create_findings, oneshot_findings
 from recorder.records import WARNING_HEADER
@@ -94,15 +94,23 @@ def _screen(request: web.Request, findings: list[Finding], **extra: Any) -> list
     return findings
 
 
+def _body(raw: bytes) -> Any:
+    """The JSON body, or None when it is none (its handler answers the 400 for that)."""
+    try:
+        return parse_json(raw, optional=True)
+    except BadRequestError:
+        return None
+
+
 def screen_create(request: web.Request, raw: bytes) -> None:
-    _screen(request, create_findings(json_or_none(raw)))
+    _screen(request, create_findings(_body(raw)))
 
 
 def screen_action(request: web.Request, session: Session, expires_in: int, raw: bytes) -> None:
     """Screen an action request; refused, it counts as a failed action of its type (as any
     payload field the server rejects)."""
     try:
-        _screen(request, action_findings(json_or_none(raw)), expiresInSeconds=expires_in)
+        _screen(request, action_findings(_body(raw)), expiresInSeconds=expires_in)
     except BadRequestError:
         action_type = counted_action(raw)
         if action_type is not None:

@@ -163,13 +163,20 @@ def unique(findings: list[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
 
+def _json(body: bytes) -> Any:
+    try:
+        return json_or_none(body)
+    except RecursionError:  # nested too deeply: no request the API would take
+        return None
+
+
 def request_findings(method: str, path: str, query: str, body: bytes) -> list[Finding]:
     """The findings of one request on Capture's wire, each once, in the order met."""
     method = method.upper()
     if method == "POST" and is_action_path(path):
-        return unique(action_findings(json_or_none(body)))
+        return unique(action_findings(_json(body)))
     if is_create(method, path):
-        return unique(create_findings(json_or_none(body)))
+        return unique(create_findings(_json(body)))
     parts = signed_parts(path)
     if method == "GET" and parts is not None:
         return unique(oneshot_findings(parts[2], query))

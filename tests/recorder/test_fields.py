@@ -122,3 +122,9 @@ def test_readme_check_fails_when_a_table_drifts(tmp_path, monkeypatch):
     fix = subprocess.run(check[:2], capture_output=True, text=True, timeout=60, env=env)
     assert fix.returncode == 0
     assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+
+
+def test_a_body_nested_too_deeply_has_no_findings():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert request_findings("POST", "/v1/sessions", "", deep) == []
+    assert request_findings("POST", "/v1/sessions/sess_1/actions", "", deep) == []
