@@ -3,7 +3,7 @@ subprocess: recorded against the live emulator (real Chromium), then replayed of
 
 from __future__ import annotations
 
-import asyncio
+from tests.mock_server.test_pytest_plugin import run
 
 INNER = """
 import json, urllib.error, urllib.request
@@ -43,10 +43,6 @@ def test_chosen_names_only(capture_mock):
     found = fill(capture_mock, {{"selector": "#user", "value": "a"}})
     assert found and {{w["level"] for w in found.values()}} == {{"chosen"}}
 """
-
-
-async def run(pytester, *args: str):
-    return await asyncio.to_thread(pytester.runpytest_subprocess, "-p", "no:cacheprovider", *args)
 
 
 async def test_warnings_and_capture_strict_recording_then_replaying(pytester, emulator, pages):
