@@ -8,10 +8,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mock_server.actions import ActionType
+from mock_server.oneshot.options import PARSERS, Query
 from recorder.contract import ONESHOT_ENDPOINTS
 from recorder.fields import ACTIONS, ANY_ACTION, CREATE, ONESHOT, Kind
 from recorder.findings import Level, playwright_syntax, request_findings
@@ -128,3 +130,32 @@ def test_a_body_nested_too_deeply_has_no_findings():
     deep = b"[" * 100_000 + b"]" * 100_000
     assert request_findings("POST", "/v1/sessions", "", deep) == []
     assert request_findings("POST", "/v1/sessions/sess_1/actions", "", deep) == []
+
+
+class ReadNames(dict[str, Any]):
+    """A payload that remembers every name asked of it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+@pytest.mark.parametrize("endpoint", list(ONESHOT))
+def test_a_oneshot_parser_reads_only_names_of_its_table(endpoint):
+    query = Query("url=https%3A%2F%2Fexample.com%2F")
+    query.values = ReadNames(query.values)
+    PARSERS[endpoint](query, allow_file=False)
+    assert query.values.asked - set(ONESHOT[endpoint].accepted) == set()
+    assert "url" in query.values.asked
