@@ -160,6 +160,17 @@ main.add_command(record)
     help="Replayed answers: at once, after the recorded duration, or after MS milliseconds.",
 )
 @click.option(
+    "--strict",
+    type=click.Choice(StrictLevel, case_sensitive=False),
+    is_flag=False,
+    flag_value=StrictLevel.UNKNOWN.value,
+    default=StrictLevel.OFF.value,
+    show_default=True,
+    help="Refuse (400) what the real API may not know instead of warning: --strict refuses "
+    "unknown fields and Playwright-only selectors, --strict=documented also capture-replay's "
+    "chosen names and aliases.",
+)
+@click.option(
     "--max-total-sessions",
     default=default_max_total_sessions(),
     show_default=True,
@@ -227,17 +238,6 @@ main.add_command(record)
     metavar="SECONDS",
     help="How long a one-shot waits for a slot; past it, 503.",
 )
-@click.option(
-    "--strict",
-    type=click.Choice(StrictLevel, case_sensitive=False),
-    is_flag=False,
-    flag_value=StrictLevel.UNKNOWN.value,
-    default=StrictLevel.OFF.value,
-    show_default=True,
-    help="Refuse (400) what the real API may not know instead of warning: --strict refuses "
-    "unknown fields and Playwright-only selectors, --strict=documented also capture-replay's "
-    "chosen names and aliases.",
-)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -256,6 +256,7 @@ def serve(
     ignore: tuple[str, ...],
     exhausted: Exhausted,
     latency: str,
+    strict: StrictLevel,
     max_total_sessions: int,
     keep_closed: float,
     admin_token: str | None,
@@ -265,7 +266,6 @@ def serve(
     oneshot_slots: int,
     oneshot_queue: int,
     oneshot_wait: float,
-    strict: StrictLevel,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -324,6 +324,7 @@ def serve(
         ignore=ignore,
         exhausted=exhausted,
         latency=parse_latency(latency),
+        strict=StrictLevel(strict),
         max_total_sessions=max_total_sessions,
         keep_closed=keep_closed,
         admin_token=admin_token,
@@ -331,7 +332,6 @@ def serve(
         oneshot_slots=oneshot_slots,
         oneshot_queue=oneshot_queue,
         oneshot_wait=oneshot_wait,
-        strict=StrictLevel(strict),
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

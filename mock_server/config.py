@@ -120,6 +120,9 @@ class ServerConfig:
     cycle_sessions: bool = True
     # None: answer at once; "recorded": after the recorded duration; a number: fixed ms.
     latency: str | float | None = None
+    # Refuse (400) requests whose fields or selectors the real API may not know, instead of
+    # answering them with an X-Capture-Replay-Warning header.
+    strict: StrictLevel = StrictLevel.OFF
     # Live sessions for all users together (the local machine's limit); over it, 429.
     max_total_sessions: int = field(default_factory=default_max_total_sessions)
     # Seconds (server clock) a closed or expired session stays readable before it is forgotten.
@@ -133,9 +136,6 @@ class ServerConfig:
     oneshot_slots: int = 4
     oneshot_queue: int = 16
     oneshot_wait: float = 30.0
-    # Refuse (400) requests whose fields or selectors the real API may not know, instead of
-    # answering them with an X-Capture-Replay-Warning header.
-    strict: StrictLevel = StrictLevel.OFF
 
 
 def read_users_file(path: Path) -> dict[str, str]:
