@@ -26,6 +26,7 @@ from mock_server.errors import (
     ForbiddenError,
     UnauthorizedError,
 )
+from mock_server.field_warnings import WARNINGS, list_warnings
 from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
@@ -135,6 +136,7 @@ async def reset_state(app: web.Application) -> None:
     if isinstance(clock, ManualClock):
         clock.reset(app[CONFIG].manual_clock_start)
     app[JOURNAL].clear()
+    app[WARNINGS].clear()
 
 
 async def cassettes(request: web.Request) -> web.Response:
@@ -179,5 +181,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/__admin/sessions", sessions)
     r.add_get("/__admin/requests", requests)
     r.add_get("/__admin/unmatched", unmatched)
+    r.add_get("/__admin/warnings", list_warnings)
     r.add_post("/__admin/reset", reset)
     r.add_post("/__admin/cassettes", cassettes)

@@ -21,6 +21,12 @@ from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.fault_rules import FaultBook
 from mock_server.faults import add_fault_routes, fault_middleware
+from mock_server.field_warnings import (
+    WARNINGS,
+    WarningLog,
+    oneshot_screening_middleware,
+    warnings_middleware,
+)
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
 from mock_server.oneshot import CaptureSlots, setup_oneshot
@@ -52,10 +58,12 @@ def make_clock(config: ServerConfig) -> Clock:
 def make_app(config: ServerConfig) -> web.Application:
     app = web.Application(
         middlewares=[
+            warnings_middleware,
             journal_middleware,
             error_middleware,
             guard_middleware,
             fault_middleware,
+            oneshot_screening_middleware,
             oneshot_replay_middleware,
         ],
         client_max_size=config.max_body_bytes,
@@ -63,6 +71,7 @@ def make_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = make_clock(config)
     app[JOURNAL] = Journal()
+    app[WARNINGS] = WarningLog()
     app[REPLAY] = ReplaySlot()
     app[FAULTS] = FaultBook(config.fault_seed, config.faults)
     app[BROWSER] = BrowserManager(

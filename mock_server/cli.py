@@ -24,6 +24,7 @@ from mock_server.config import (
     Exhausted,
     Mode,
     ServerConfig,
+    StrictLevel,
     default_max_total_sessions,
     read_users_file,
 )
@@ -160,6 +161,17 @@ main.add_command(record)
     help="Replayed answers: at once, after the recorded duration, or after MS milliseconds.",
 )
 @click.option(
+    "--strict",
+    type=click.Choice(StrictLevel, case_sensitive=False),
+    is_flag=False,
+    flag_value=StrictLevel.UNKNOWN.value,
+    default=StrictLevel.OFF.value,
+    show_default=True,
+    help="Refuse (400) what the real API may not know instead of warning: --strict refuses "
+    "unknown fields and Playwright-only selectors, --strict=documented also capture-replay's "
+    "chosen names and aliases.",
+)
+@click.option(
     "--max-total-sessions",
     default=default_max_total_sessions(),
     show_default=True,
@@ -259,6 +271,7 @@ def serve(
     ignore: tuple[str, ...],
     exhausted: Exhausted,
     latency: str,
+    strict: StrictLevel,
     max_total_sessions: int,
     keep_closed: float,
     admin_token: str | None,
@@ -332,6 +345,7 @@ def serve(
         ignore=ignore,
         exhausted=exhausted,
         latency=parse_latency(latency),
+        strict=StrictLevel(strict),
         max_total_sessions=max_total_sessions,
         keep_closed=keep_closed,
         admin_token=admin_token,

@@ -70,6 +70,16 @@ def plan_recording(mode: RecordMode, exists: bool) -> RecordPlan:
     return RecordPlan.RECORD
 
 
+class StrictLevel(StrEnum):
+    """What `serve --strict` refuses (400) instead of warning about (`mock_server.field_warnings`):
+    nothing; unknown fields and undocumented selector syntax; or also capture-replay's chosen
+    names and aliases."""
+
+    OFF = "off"
+    UNKNOWN = "unknown"
+    DOCUMENTED = "documented"
+
+
 class Exhausted(StrEnum):
     """What a request gets once its recorded answers are used up."""
 
@@ -111,6 +121,9 @@ class ServerConfig:
     cycle_sessions: bool = True
     # None: answer at once; "recorded": after the recorded duration; a number: fixed ms.
     latency: str | float | None = None
+    # Refuse (400) requests whose fields or selectors the real API may not know, instead of
+    # answering them with an X-Capture-Replay-Warning header.
+    strict: StrictLevel = StrictLevel.OFF
     # Live sessions for all users together (the local machine's limit); over it, 429.
     max_total_sessions: int = field(default_factory=default_max_total_sessions)
     # Seconds (server clock) a closed or expired session stays readable before it is forgotten.

@@ -7,6 +7,10 @@ deterministic and free; `once`, `new_episodes` and `all` record through the reco
 front of `--capture-upstream` (the real Capture API by default), as vcrpy's record modes do.
 
 The server runs on its own event loop in a thread, so sync and async tests can use it alike.
+`capture_mock.warnings()` lists what the test sent that the real API may not know
+(`mock_server.field_warnings`); `--capture-strict[=documented]` fails a test that sent any such
+thing `serve --strict[=documented]` would refuse, at its teardown, listing them (the test's own
+assertions run first, and the cassette is still written).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mock_server.config import (
     RecordMode,
     RecordPlan,
     ServerConfig,
+    StrictLevel,
     plan_recording,
 )
 from mock_server.serving import listen_on_loopback
@@ -53,6 +58,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--capture-cassette-dir",
         default=None,
         help="Folder of the per-test cassettes (default: cassettes/ under the rootdir).",
+    )
+    group.addoption(
+        "--capture-strict",
+        nargs="?",
+        const=StrictLevel.UNKNOWN.value,
+        default=None,
+        choices=[level.value for level in StrictLevel],
+        help="Fail a test that sent fields or selectors the real API may not know: unknown "
+        "ones (--capture-strict), or also capture-replay's chosen names (=documented).",
     )
     parser.addini("capture_record_mode", "default --capture-record-mode", default="none")
     parser.addini("capture_upstream", "default --capture-upstream", default=DEFAULT_UPSTREAM)
@@ -113,6 +127,8 @@ class CaptureMock:
     record_mode: RecordMode
     recording: bool
     _server: ThreadedServer
+    # Records in the cassette before this test (recording: only later ones are this test's).
+    _recorded_before: int = 0
 
     def token(self, user: str = "user_123", secret: str = "secret") -> str:
         """The Bearer token (base64 of `user:secret`) to send as `Authorization: Bearer <token>`."""
@@ -205,6 +221,31 @@ class FaultHandle:
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
+    def warnings(self) -> list[dict[str, Any]]:
+        """What this test sent that the real API may not know, as `GET /__admin/warnings` lists
+        it: `{"warning", "level", "count", "first": {"method", "path", "journal"}}`. While
+        recording, the findings of the requests recorded in this test (`journal`: their
+        sequence in the cassette)."""
+        from mock_server.field_warnings import WARNINGS, WarningLog
+
+        if not self.recording:
+            book = self._server.app[WARNINGS]
+
+            async def entries() -> list[dict[str, Any]]:
+                return book.entries()
+
+            return self._server.run(entries())
+        from recorder.cassette import open_cassette
+        from recorder.findings import request_findings
+
+        book = WarningLog()
+        with open_cassette(self.cassette, allow_damage=True) as cassette:
+            for entry in cassette.entries[self._recorded_before :]:
+                req = cassette.load(entry).request
+                found = request_findings(req.method, req.path, req.query, req.body)
+                book.note(found, req.method, req.path, entry.seq)
+        return book.entries()
+
 
 def cassette_for(item: pytest.Item, folder: Path, marker: pytest.Mark | None) -> Path:
     named = marker.kwargs.get("cassette") if marker else None
@@ -256,10 +297,40 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
     else:
         server = ThreadedServer(lambda: _replay_app(cassette))
     server.start()
+    mock = CaptureMock(server.url, cassette, mode, recording, server, _records_in(cassette))
     try:
-        yield CaptureMock(server.url, cassette, mode, recording, server)
+        yield mock
+        _check_strict(config, mock)
     finally:
         server.stop()
+
+
+def _records_in(cassette: Path) -> int:
+    from recorder.cassette import open_cassette
+
+    try:
+        with open_cassette(cassette, allow_damage=True) as opened:
+            return len(opened.entries)
+    except Exception:  # not there yet, or not readable: the recording starts it
+        return 0
+
+
+def _check_strict(config: pytest.Config, mock: CaptureMock) -> None:
+    """Under --capture-strict, fail the test (at teardown) on what that level refuses."""
+    value = config.getoption("--capture-strict")
+    if value is None:
+        return
+    from mock_server.field_warnings import REFUSED
+
+    level = StrictLevel(value)
+    refused = [w for w in mock.warnings() if w["level"] in REFUSED[level]]
+    if refused:
+        lines = "\n".join(f"  {w['count']} × {w['warning']}" for w in refused)
+        pytest.fail(
+            f"capture_mock: this test sent what the real Capture API may not know "
+            f"(--capture-strict={level.value}):\n{lines}",
+            pytrace=False,
+        )
 
 
 def _replay_app(cassette: Path) -> web.Application:

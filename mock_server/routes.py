@@ -8,6 +8,7 @@ from aiohttp import web
 
 from mock_server.auth import authenticate
 from mock_server.devices import device_list
+from mock_server.field_warnings import screen_action, screen_create
 from mock_server.http import Handler, json_response, miss_response, replayed_response
 from mock_server.live import inactive_error
 from mock_server.replay.engine import GoLive, Outcome
@@ -43,6 +44,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     app = request.app
     user = await current_user(request)
     raw = await request.read()
+    screen_create(request, raw)
     options = parse_create_request(raw, app[CONFIG].default_ttl)
     engine = app[REPLAY].engine
     if engine is not None:
@@ -83,6 +85,7 @@ async def execute_action(request: web.Request) -> web.StreamResponse:
     if not session.active:
         raise inactive_error(session)
     raw = await request.read()
+    screen_action(request, session, session.expires_in(app[CLOCK].now()), raw)
     engine = app[REPLAY].engine
     if engine is not None:
         outcome = await engine.action(session, request.path, request.query_string, raw)

@@ -21,11 +21,12 @@ from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
 from mock_server.json_body import parse_json
 from recorder.contract import credits_for, duration_seconds, format_time
+from recorder.fields import CREATE
 from recorder.statuses import NOT_FOUND
 
 log = logging.getLogger(__name__)
 
-CREATE_FIELDS = ("maxTtlSeconds", "proxy", "bypassBotDetection", "cdp")
+CREATE_FIELDS = CREATE.documented
 
 
 class SessionStatus(StrEnum):

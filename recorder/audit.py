@@ -5,7 +5,9 @@ Sessions are those a create answered (2xx with a `session.id`); exchanges naming
 id (a 404 for an unknown id, a session created before the recording began) are counted apart,
 never billed. Credits: the API's `billedCredits` from a GET/DELETE answer when present, otherwise
 `recorder.contract`'s billing rule from create to close (or to expiry).
-A finding of the secret scan names where the secret is, never the secret itself.
+A finding of the secret scan names where the secret is, never the secret itself. Each session
+also lists the warnings an emulator upstream answered (`X-Capture-Replay-Warning`, kept in the
+recorded answers): the fields and selectors the real API may not know, with counts.
 
 Must not import `mock_server`.
 """
@@ -46,6 +48,14 @@ class ActionStats:
 
 
 @dataclass(frozen=True, slots=True)
+class WarningCount:
+    """An emulator's warning recorded in a session's answers, and how many answers carried it."""
+
+    warning: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionAudit:
     session_id: str
     user: str | None
@@ -57,6 +67,8 @@ class SessionAudit:
     actions: tuple[ActionStats, ...]
     client_errors: int  # 4xx answers
     server_errors: int  # 5xx answers
+    # fields the real API may not know: recorded X-Capture-Replay-Warning values, in order met
+    warnings: tuple[WarningCount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,7 @@ class _SessionFacts:
     server_errors: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
 
 
 def _failed(item: Interaction) -> bool:
@@ -127,6 +140,8 @@ def _observe(facts: _SessionFacts, item: Interaction) -> None:
     facts.user = facts.user or item.user
     facts.first = item.start if facts.first is None else min(facts.first, item.start)
     facts.last_end = max(facts.last_end, item.start + item.duration)
+    for warning in resp.warnings:
+        facts.warnings[warning] = facts.warnings.get(warning, 0) + 1
     if 400 <= resp.status < 500:
         facts.client_errors += 1
     elif resp.status >= 500:
@@ -188,6 +203,7 @@ def _session_audit(facts: _SessionFacts) -> SessionAudit:
         actions=actions,
         client_errors=facts.client_errors,
         server_errors=facts.server_errors,
+        warnings=tuple(WarningCount(w, n) for w, n in facts.warnings.items()),
     )
 
 

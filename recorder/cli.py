@@ -209,6 +209,9 @@ def _audit_text(report: AuditReport) -> str:
                     f"    {a.type:18} {a.count:>4} × errors {a.errors} ({a.error_rate:.0%})  "
                     f"p50 {a.p50_ms:.1f} ms  p95 {a.p95_ms:.1f} ms"
                 )
+            if s.warnings:
+                lines.append("    fields the real API may not know:")
+                lines += [f"      {w.count:>4} × {w.warning}" for w in s.warnings]
     if report.findings:
         lines.append(f"SECRETS FOUND ({len(report.findings)}):")
         for f in report.findings:

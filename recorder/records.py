@@ -19,6 +19,7 @@ __all__ = [
     "RecordedRequest",
     "RecordedResponse",
     "TornTail",
+    "WARNING_HEADER",
     "header_value",
 ]
 
@@ -43,6 +44,11 @@ class RecordedRequest:
         return f"{self.path}?{self.query}" if self.query else self.path
 
 
+# The emulator's answer header naming, one value per finding, what in the request the real API
+# may not know (`recorder.findings`); recorded like any header, read back by `warnings`.
+WARNING_HEADER = "X-Capture-Replay-Warning"
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedResponse:
     status: int
@@ -55,6 +61,12 @@ class RecordedResponse:
 
     def json(self) -> Any:
         return json_or_none(self.body)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The `X-Capture-Replay-Warning` values of the answer (an emulator upstream's findings)."""
+        name = WARNING_HEADER.lower()
+        return tuple(v for k, v in self.headers if k.lower() == name)
 
 
 @dataclass(frozen=True, slots=True)

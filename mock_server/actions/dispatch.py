@@ -29,6 +29,7 @@ from mock_server.errors import (
     BrowserUnavailableError,
     CaptureError,
 )
+from recorder.fields import ACTION_REQUEST
 
 
 class ActionType(StrEnum):
@@ -63,7 +64,7 @@ class ActionType(StrEnum):
 
 MAX_BATCH_ACTIONS = 25
 
-_TOP_LEVEL_KEYS = frozenset({"type", "payload"})
+_TOP_LEVEL_KEYS = frozenset(ACTION_REQUEST.documented)
 # Actions that apply viewport options even without `screenshot: true` (OAS).
 _VIEWPORT_ACTIONS = frozenset({ActionType.GOTO, ActionType.SCREENSHOT})
 # Grace over the action budget before the outer guard cancels a stuck Playwright call.

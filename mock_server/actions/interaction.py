@@ -36,6 +36,7 @@ from mock_server.actions.payload import (
 )
 from mock_server.browser import SessionPage, error_message
 from mock_server.errors import ActionFailedError, BadRequestError
+from recorder.fields import ACTIONS
 
 
 class MouseButton(StrEnum):
@@ -163,7 +164,7 @@ async def move_mouse(sp: SessionPage, payload: Payload, budget: Budget) -> dict[
 
 
 def _drag_path(payload: Payload) -> list[tuple[float, float]]:
-    name, raw = pick(payload, "path", "points")
+    name, raw = pick(payload, *ACTIONS["drag_mouse"].names("path"))
     if raw is None:
         if payload.get("from") is None or payload.get("to") is None:
             raise BadRequestError("drag_mouse needs payload.path (2..100 points) or from and to")
@@ -195,7 +196,7 @@ async def drag_mouse(sp: SessionPage, payload: Payload, budget: Budget) -> dict[
 
 async def type_keys(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
     """`type`: key by key into `selector`, or into the focused element."""
-    typed = text(payload, "text", "value")
+    typed = text(payload, *ACTIONS["type"].names("text"))
     delay = integer(payload, "delay", 0, minimum=0, maximum=MAX_TYPE_DELAY_MS)
     css = optional_selector(payload)
     if css is None:
@@ -207,14 +208,14 @@ async def type_keys(sp: SessionPage, payload: Payload, budget: Budget) -> dict[s
 
 
 async def type_text(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
-    typed = text(payload, "text", "value")
+    typed = text(payload, *ACTIONS["type_text"].names("text"))
     await sp.page.keyboard.type(typed)
     return {"typed": len(typed)}
 
 
 async def fill(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:
     css = selector(payload)
-    value = text(payload, "value", "text")
+    value = text(payload, *ACTIONS["fill"].names("value"))
     locator = await _found(sp, payload, budget, css)
     await locator.fill(value, timeout=budget.ms())
     return {"selector": css, "value": value, "matched": True}

@@ -13,11 +13,12 @@ from mock_server.actions.payload import Payload, number, whole
 from mock_server.browser import SessionPage, Viewport
 from mock_server.devices import DEVICES
 from mock_server.errors import BadRequestError
+from recorder.fields import VIEWPORT_OBJECT
 
 MAX_VIEWPORT_SIDE = 5000
 MAX_DEVICE_SCALE_FACTOR = 3.0
 
-_VIEWPORT_OBJECT_KEYS = frozenset({"width", "height", "deviceScaleFactor"})
+_VIEWPORT_OBJECT_KEYS = frozenset(VIEWPORT_OBJECT.documented)
 
 
 def _scale_factor(value: object, name: str) -> float:

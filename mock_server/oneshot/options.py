@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from mock_server.actions import check_url
 from mock_server.devices import DEVICES, Device
 from mock_server.errors import BadRequestError
+from recorder.fields import NO_LOCAL_EFFECT_FLAGS
 
 MAX_VIEWPORT_SIDE = 5000
 MAX_SCALE_FACTOR = 3.0
@@ -195,7 +196,7 @@ def parse_page_options(
     wait_for_id = query.text("waitForId")
     if wait_for is None and wait_for_id is not None:
         wait_for = id_selector(wait_for_id)
-    for name in ("blockAds", "blockCookieBanners", "bypassBotDetection", "stealth", "fresh"):
+    for name in NO_LOCAL_EFFECT_FLAGS:
         query.flag(name)  # accepted without local effect; still must be a boolean
     width = query.integer("vw", 1440, 1, MAX_VIEWPORT_SIDE)
     height = query.integer("vh", 900, 1, MAX_VIEWPORT_SIDE)

@@ -1,0 +1,183 @@
+"""What in a request the real Capture API may not know: fields capture-replay chose or does not
+know, and selector syntax Capture's docs do not describe.
+
+`request_findings(method, path, query, body)` classifies one request with the tables of
+`recorder.fields` (the create body, an action and each step of a batch, a one-shot query) and
+returns its findings, each one line of text whose wording does not depend on the values sent
+(so equal findings count together, and no typed text or secret is ever repeated). The emulator
+answers them as warnings or, in strict mode, refuses them; the pytest plugin and audit read them.
+Plain functions: imports no aiohttp, and never `mock_server`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qsl
+
+from recorder.bodies import json_or_none
+from recorder.contract import is_action_path, is_create, signed_parts
+from recorder.fields import (
+    ACTION_REQUEST,
+    ACTIONS,
+    ANY_ACTION,
+    CREATE,
+    ONESHOT,
+    ONESHOT_SELECTOR_FIELDS,
+    PLAYWRIGHT_ENGINES,
+    PLAYWRIGHT_STARTS,
+    PLAYWRIGHT_SYNTAX,
+    SELECTOR_FIELDS,
+    Fields,
+    Kind,
+)
+
+_NAME_LIMIT = 64
+_QUOTED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
+
+
+class Level(StrEnum):
+    """How far a finding is from the contract: `chosen` (a capture-replay choice or alias),
+    `unknown` (a field nobody names), `selector` (syntax the docs do not describe)."""
+
+    CHOSEN = "chosen"
+    UNKNOWN = "unknown"
+    SELECTOR = "selector"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"level": self.level.value, "warning": self.message}
+
+
+def shown(name: str) -> str:
+    """A field name as a finding shows it: one printable ASCII line, at most 64 characters."""
+    if len(name) <= _NAME_LIMIT and name.isascii() and name.isprintable():
+        return name
+    clipped = name[:_NAME_LIMIT] + ("..." if len(name) > _NAME_LIMIT else "")
+    return json.dumps(clipped)
+
+
+def playwright_syntax(selector: str) -> str | None:
+    """The Playwright-only syntax `selector` uses (`text=`, `>>`, `:has-text(`…), or None."""
+    text = selector.strip()
+    lowered = text.lower()
+    for engine in PLAYWRIGHT_ENGINES:
+        if lowered.startswith(engine):
+            return engine
+    for start in PLAYWRIGHT_STARTS:
+        if text.startswith(start):
+            return "a leading " + start + (" (XPath)" if start in ("//", "..") else " (text)")
+    bare = _QUOTED.sub('""', text)
+    for token in PLAYWRIGHT_SYNTAX:
+        if token in bare:
+            return token
+    return None
+
+
+def _selector_finding(subject: str, value: Any) -> Finding | None:
+    if not isinstance(value, str):
+        return None
+    syntax = playwright_syntax(value)
+    if syntax is None:
+        return None
+    return Finding(
+        Level.SELECTOR,
+        f"{subject} uses {syntax}: Playwright-only selector syntax that Capture's docs do not "
+        "describe (they take CSS selectors)",
+    )
+
+
+def _field_findings(names: list[str], tables: tuple[Fields, ...], subject: str) -> list[Finding]:
+    found = []
+    for name in names:
+        kinds = [t.kind(name) for t in tables]
+        if Kind.DOCUMENTED in kinds:
+            continue
+        where = f"{subject}{shown(name)}"
+        if Kind.CHOSEN in kinds:
+            note = next(t.chosen[name] for t in tables if name in t.chosen)
+            found.append(Finding(Level.CHOSEN, f"{where} is not named by Capture's docs: {note}"))
+        else:
+            found.append(
+                Finding(
+                    Level.UNKNOWN,
+                    f"{where} is unknown: neither Capture's docs nor capture-replay name it",
+                )
+            )
+    return found
+
+
+def action_findings(body: Any) -> list[Finding]:
+    """Findings of a parsed action request (and of each step of a batch); nothing for a
+    request that is not a valid action request (that one is a 400 anyway)."""
+    if not isinstance(body, dict) or set(body) - set(ACTION_REQUEST.documented):
+        return []
+    kind, payload = body.get("type"), body.get("payload")
+    if not isinstance(kind, str) or kind not in ACTIONS:
+        return []
+    if payload is None or payload == []:
+        payload = {}
+    if not isinstance(payload, dict):
+        return []
+    found = _field_findings(list(payload), (ACTIONS[kind], ANY_ACTION), f"{kind} payload.")
+    for name in SELECTOR_FIELDS:
+        finding = _selector_finding(f"{kind} payload.{name}", payload.get(name))
+        if finding is not None:
+            found.append(finding)
+    steps = payload.get("actions") if kind == "batch" else None
+    for step in steps if isinstance(steps, list) else ():
+        if not (isinstance(step, dict) and step.get("type") == "batch"):
+            found += action_findings(step)
+    return found
+
+
+def create_findings(body: Any) -> list[Finding]:
+    if not isinstance(body, dict):
+        return []
+    return _field_findings(list(body), (CREATE,), "create field ")
+
+
+def oneshot_findings(endpoint: str, query: str) -> list[Finding]:
+    """Findings of a one-shot query (empty values count as absent, as the endpoints read it)."""
+    fields = ONESHOT.get(endpoint)
+    if fields is None:
+        return []
+    values = {k: v for k, v in parse_qsl(query, keep_blank_values=True) if v != ""}
+    found = _field_findings(list(values), (fields,), f"{endpoint} option ")
+    for name in ONESHOT_SELECTOR_FIELDS:
+        finding = _selector_finding(f"{endpoint} option {name}", values.get(name))
+        if finding is not None:
+            found.append(finding)
+    return found
+
+
+def unique(findings: list[Finding]) -> list[Finding]:
+    return list(dict.fromkeys(findings))
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json_or_none(body)
+    except RecursionError:  # nested too deeply: no request the API would take
+        return None
+
+
+def request_findings(method: str, path: str, query: str, body: bytes) -> list[Finding]:
+    """The findings of one request on Capture's wire, each once, in the order met."""
+    method = method.upper()
+    if method == "POST" and is_action_path(path):
+        return unique(action_findings(_json(body)))
+    if is_create(method, path):
+        return unique(create_findings(_json(body)))
+    parts = signed_parts(path)
+    if method == "GET" and parts is not None:
+        return unique(oneshot_findings(parts[2], query))
+    return []
