@@ -85,8 +85,8 @@ class ServerConfig:
     browser: str | None = None
     default_ttl: int = DEFAULT_TTL_SECONDS
     max_sessions: int = DEFAULT_MAX_SESSIONS
-    # userId -> secret; None accepts any well-formed token.
-    users: dict[str, str] | None = None
+    # userId -> its secret, or a tuple of its secrets; None accepts any well-formed token.
+    users: dict[str, str | tuple[str, ...]] | None = None
     allow_file_urls: bool = False
     # Time budget of one action (a whole batch included), seconds; over it -> 504.
     action_timeout: float = 30.0
@@ -125,15 +125,26 @@ class ServerConfig:
     oneshot_wait: float = 30.0
 
 
-def read_users_file(path: Path) -> dict[str, str]:
-    """Parse `userId:secret` lines; blank lines and `#` comments are skipped."""
-    users: dict[str, str] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def read_users_file(path: Path) -> dict[str, str | tuple[str, ...]]:
+    """Parse `userId:secret` lines (a user may have several lines, one per secret); blank lines
+    and `#` comments are skipped. A malformed line is a ValueError naming the file and the line
+    number (never the line itself: it may hold a secret)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from err
+    users: dict[str, tuple[str, ...]] = {}
+    for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         user, sep, secret = line.partition(":")
-        if not sep or not user or not secret:
-            raise ValueError(f"{path}:{lineno}: expected 'userId:secret'")
-        users[user] = secret
-    return users
+        if not sep or not user or not secret or any(c.isspace() for c in user):
+            raise ValueError(
+                f"{path}, line {lineno}: expected 'userId:secret' (a userId without spaces, "
+                "a colon, a non-empty secret)"
+            )
+        known = users.get(user, ())
+        if secret not in known:
+            users[user] = (*known, secret)
+    return dict(users)
