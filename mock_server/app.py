@@ -17,6 +17,7 @@ from aiohttp import web
 from mock_server.admin import add_routes as add_admin_routes
 from mock_server.admin import guard_middleware
 from mock_server.browser import BrowserManager, SessionPage, find_browser
+from mock_server.cdp import setup_cdp
 from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.http import error_middleware, journal_middleware
@@ -76,6 +77,7 @@ def make_app(config: ServerConfig) -> web.Application:
         slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
     )
     add_admin_routes(app)
+    setup_cdp(app)
     return app
 
 

@@ -15,6 +15,7 @@ import click
 
 from mock_server import __version__
 from mock_server.config import (
+    DEFAULT_CDP_TOKEN_TTL_SECONDS,
     DEFAULT_KEEP_CLOSED_SECONDS,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
@@ -226,6 +227,15 @@ main.add_command(record)
     metavar="SECONDS",
     help="How long a one-shot waits for a slot; past it, 503.",
 )
+@click.option(
+    "--cdp-token-ttl",
+    default=DEFAULT_CDP_TOKEN_TTL_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
+    help="How long (server clock) the token of a CDP connectUrl may open a connection after "
+    "it was minted (each create and GET mints one).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -253,6 +263,7 @@ def serve(
     oneshot_slots: int,
     oneshot_queue: int,
     oneshot_wait: float,
+    cdp_token_ttl: float,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -318,6 +329,7 @@ def serve(
         oneshot_slots=oneshot_slots,
         oneshot_queue=oneshot_queue,
         oneshot_wait=oneshot_wait,
+        cdp_token_ttl=cdp_token_ttl,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

@@ -13,6 +13,7 @@ DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 900
 DEFAULT_MAX_SESSIONS = 5
 DEFAULT_KEEP_CLOSED_SECONDS = 3600.0
+DEFAULT_CDP_TOKEN_TTL_SECONDS = 60.0
 # What one live session holds in the browser (a context and a page), for sizing the global cap.
 SESSION_MEMORY_BYTES = 150 * 1024 * 1024
 
@@ -123,6 +124,8 @@ class ServerConfig:
     oneshot_slots: int = 4
     oneshot_queue: int = 16
     oneshot_wait: float = 30.0
+    # Seconds (server clock) a CDP connectUrl's token may open a connection after being minted.
+    cdp_token_ttl: float = DEFAULT_CDP_TOKEN_TTL_SECONDS
 
 
 def read_users_file(path: Path) -> dict[str, str | tuple[str, ...]]:
