@@ -17,8 +17,9 @@ the emulator relays that WebSocket to the session's own browser.
   every connection of the session is closed (code 1001).
 
 Hand-written because aiohttp has no WebSocket proxy; the relay is two loops over its public API.
-Registered by `setup_cdp(app)`; owns its `ClientSession` through `app.cleanup_ctx`. Imports no
-routes, admin or replay module.
+Registered by `setup_cdp(app)`; owns its `ClientSession` through `app.cleanup_ctx`, and closes every
+connection on `app.on_shutdown` (else stopping the server would wait for them). Imports no routes,
+admin or replay module.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ INVALID_TOKEN = "Invalid CDP token"
 ENDED = "Invalid CDP token: its session is no longer active"
 NOT_WEBSOCKET = f"{CDP_PATH} is a WebSocket endpoint: connect to the connectUrl with a CDP client"
 SESSION_ENDED = b"session ended"
+SERVER_STOPPING = b"server stopping"
 # Grants kept before stale ones are dropped (a stale token then reads as unknown).
 _MAX_GRANTS = 10_000
 # How long closing a connection waits for the other side's close frame.
@@ -82,10 +84,10 @@ class _Link:
     client: web.WebSocketResponse
     upstream: aiohttp.ClientWebSocketResponse
 
-    async def close(self) -> None:
+    async def close(self, reason: bytes = SESSION_ENDED) -> None:
         for ws in (self.client, self.upstream):
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=SESSION_ENDED)
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=reason)
 
 
 @dataclass(slots=True)
@@ -152,16 +154,17 @@ class CdpGate:
             if links is not None:
                 links.discard(link)
 
-    async def end(self, session_id: str) -> None:
+    async def end(self, session_id: str, reason: bytes = SESSION_ENDED) -> None:
         """The session ended: forget its tokens and close its connections."""
         self._grants = {t: g for t, g in self._grants.items() if g.session_id != session_id}
         self._watched.discard(session_id)
         links = self._links.pop(session_id, set())
-        await asyncio.gather(*(link.close() for link in links))
+        await asyncio.gather(*(link.close(reason) for link in links))
 
     async def close(self) -> None:
+        """The server stops: close every connection."""
         for session_id in list(self._links):
-            await self.end(session_id)
+            await self.end(session_id, SERVER_STOPPING)
         await asyncio.gather(*self._closers, return_exceptions=True)
 
     def _watch(self, session_id: str, page: SessionPage) -> None:
@@ -268,5 +271,10 @@ def setup_cdp(app: web.Application) -> None:
             await gate.close()
             await gate.http.close()
 
+    async def close_connections(_app: web.Application) -> None:
+        # Before aiohttp waits for handlers to finish: an open relay would hold the stop.
+        await gate.close()
+
     app.cleanup_ctx.append(client_session)
+    app.on_shutdown.append(close_connections)
     app.router.add_get(CDP_PATH, open_cdp)

@@ -72,9 +72,14 @@ class RawCdp:
             await http.close()
             raise
 
-    async def call(self, method: str) -> dict:
+    async def call(
+        self, method: str, params: dict | None = None, session: str | None = None
+    ) -> dict:
         self.next_id += 1
-        await self.ws.send_json({"id": self.next_id, "method": method})
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session is not None:
+            message["sessionId"] = session
+        await self.ws.send_str(json.dumps(message))
         async with asyncio.timeout(10):
             while True:
                 message = await self.ws.receive()
@@ -226,6 +231,52 @@ async def test_close_and_expiry_close_every_cdp_connection_of_the_session(cdp_em
     finally:
         for link in (*links, other):
             await link.aclose()
+
+
+async def test_messages_of_many_megabytes_pass_both_ways(cdp_emulator, pages):
+    created = await cdp_emulator.create({"cdp": True})
+    await cdp_emulator.act(created["id"], "goto", {"url": pages.url("/")})
+    link = await RawCdp.open(created["connectUrl"])
+    try:
+        targets = (await link.call("Target.getTargets"))["result"]["targetInfos"]
+        target = next(t for t in targets if t["type"] == "page")
+        attached = await link.call(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
+        session = attached["result"]["sessionId"]
+        big = 12 * 1024 * 1024  # three times aiohttp's default message limit
+        sent = await link.call(
+            "Runtime.evaluate",
+            {"expression": f"'{'y' * big}'.length", "returnByValue": True},
+            session,
+        )
+        assert sent["result"]["result"]["value"] == big
+        received = await link.call(
+            "Runtime.evaluate",
+            {"expression": f"'x'.repeat({big})", "returnByValue": True},
+            session,
+        )
+        assert len(received["result"]["result"]["value"]) == big
+    finally:
+        await link.aclose()
+
+
+async def test_stopping_the_server_closes_open_cdp_connections_at_once():
+    running = await RunningEmulator(emulator_config()).start()
+    stopped = False
+    try:
+        link = await RawCdp.open((await running.create({"cdp": True}))["connectUrl"])
+        try:
+            assert (await link.call("Browser.getVersion"))["result"]
+            async with asyncio.timeout(15):  # aiohttp would otherwise wait 60 s for the relay
+                await running.stop()
+            stopped = True
+            assert await link.closed_by_server()
+        finally:
+            await link.aclose()
+    finally:
+        if not stopped:
+            await running.stop()
 
 
 async def test_a_crashed_browser_closes_its_cdp_connections(cdp_emulator):
