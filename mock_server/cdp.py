@@ -251,7 +251,11 @@ async def open_cdp(request: web.Request) -> web.StreamResponse:
         raise BrowserUnavailableError(
             f"The session's browser refused the CDP connection: {err}"
         ) from err
-    await client.prepare(request)
+    try:
+        await client.prepare(request)
+    except BaseException:  # the client went away during the upgrade: leave no browser socket open
+        await upstream.close()
+        raise
     await gate.relay(grant.session_id, client, upstream)
     return client
 
