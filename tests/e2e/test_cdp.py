@@ -141,6 +141,10 @@ async def test_playwright_connect_over_cdp_drives_the_sessions_browser(cdp_emula
         # The same browser the session's actions drive.
         assert (await cdp_emulator.act(created["id"], "title"))["title"] == "Login form"
         await browser.close()
+    # A CDP client that disconnects does not end the session (SESS-DOC).
+    again = await cdp_emulator.get(created["id"])
+    assert again["status"] == "active" and again["connectUrl"] != created["connectUrl"]
+    assert (await cdp_emulator.act(created["id"], "title"))["title"] == "Login form"
 
 
 async def test_puppeteer_connects_through_the_emulator(cdp_emulator, pages):
