@@ -139,6 +139,7 @@ class CdpGate:
         """Pass every message both ways until either side closes, then close both."""
         link = _Link(client, upstream)
         self._links.setdefault(session_id, set()).add(link)
+        log.info("CDP connection to %s opened", session_id)  # never the token: a credential
         pumps = [
             asyncio.create_task(_pump(client, upstream)),
             asyncio.create_task(_pump(upstream, client)),
@@ -153,6 +154,7 @@ class CdpGate:
             links = self._links.get(session_id)
             if links is not None:
                 links.discard(link)
+            log.info("CDP connection to %s closed", session_id)
 
     async def end(self, session_id: str, reason: bytes = SESSION_ENDED) -> None:
         """The session ended: forget its tokens and close its connections."""
