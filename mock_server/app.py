@@ -17,6 +17,7 @@ from aiohttp import web
 from mock_server.admin import add_routes as add_admin_routes
 from mock_server.admin import guard_middleware
 from mock_server.browser import BrowserManager, SessionPage, find_browser
+from mock_server.cdp import setup_cdp
 from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.fault_rules import FaultBook
@@ -91,6 +92,7 @@ def make_app(config: ServerConfig) -> web.Application:
     )
     add_admin_routes(app)
     add_fault_routes(app)
+    setup_cdp(app)
     return app
 
 

@@ -144,14 +144,16 @@ class SessionPage:
         *,
         session_id: str = "",
         allow_file_urls: bool = False,
-        connect_url: str | None = None,
+        devtools_url: str | None = None,
         user_data_dir: str | None = None,
     ) -> None:
         self.session_id = session_id
         self.context = context
         self.page = page
         self.lock = asyncio.Lock()
-        self.connect_url = connect_url
+        # A dedicated CDP browser's own DevTools endpoint (relayed by mock_server.cdp, never
+        # handed out); None for a page of the shared browser.
+        self.devtools_url = devtools_url
         self.allow_file_urls = allow_file_urls
         self.viewport = Viewport()
         self.console_messages: deque[dict[str, Any]] = deque(maxlen=MAX_CONSOLE_MESSAGES)
@@ -565,7 +567,7 @@ class BrowserManager:
             ) from err
         self._launched = True
         try:
-            connect_url = await _read_devtools_url(Path(user_data_dir))
+            devtools_url = await _read_devtools_url(Path(user_data_dir))
             page = context.pages[0] if context.pages else await context.new_page()
         except (PlaywrightError, BrowserUnavailableError) as err:
             with contextlib.suppress(PlaywrightError):
@@ -579,7 +581,7 @@ class BrowserManager:
             page,
             session_id=session_id,
             allow_file_urls=self.allow_file_urls,
-            connect_url=connect_url,
+            devtools_url=devtools_url,
             user_data_dir=user_data_dir,
         )
         self._cdp_pages.add(sp)

@@ -15,6 +15,7 @@ import click
 
 from mock_server import __version__
 from mock_server.config import (
+    DEFAULT_CDP_TOKEN_TTL_SECONDS,
     DEFAULT_KEEP_CLOSED_SECONDS,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_PORT,
@@ -253,6 +254,15 @@ main.add_command(record)
     type=int,
     help="Seed of the fault rules' probability draws (the same seed, the same sequence).",
 )
+@click.option(
+    "--cdp-token-ttl",
+    default=DEFAULT_CDP_TOKEN_TTL_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
+    help="How long (server clock) the token of a CDP connectUrl may open a connection after "
+    "it was minted (each create and GET mints one).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -283,6 +293,7 @@ def serve(
     oneshot_wait: float,
     faults_file: Path | None,
     fault_seed: int,
+    cdp_token_ttl: float,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -355,6 +366,7 @@ def serve(
         oneshot_wait=oneshot_wait,
         faults=faults,
         fault_seed=fault_seed,
+        cdp_token_ttl=cdp_token_ttl,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

@@ -14,6 +14,7 @@ DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 900
 DEFAULT_MAX_SESSIONS = 5
 DEFAULT_KEEP_CLOSED_SECONDS = 3600.0
+DEFAULT_CDP_TOKEN_TTL_SECONDS = 60.0
 # What one live session holds in the browser (a context and a page), for sizing the global cap.
 SESSION_MEMORY_BYTES = 150 * 1024 * 1024
 
@@ -96,8 +97,8 @@ class ServerConfig:
     browser: str | None = None
     default_ttl: int = DEFAULT_TTL_SECONDS
     max_sessions: int = DEFAULT_MAX_SESSIONS
-    # userId -> secret; None accepts any well-formed token.
-    users: dict[str, str] | None = None
+    # userId -> its secret, or a tuple of its secrets; None accepts any well-formed token.
+    users: dict[str, str | tuple[str, ...]] | None = None
     allow_file_urls: bool = False
     # Time budget of one action (a whole batch included), seconds; over it -> 504.
     action_timeout: float = 30.0
@@ -140,17 +141,30 @@ class ServerConfig:
     # Fault rules loaded at start (mock_server.fault_rules), and the seed of their draws.
     faults: tuple[Any, ...] = ()
     fault_seed: int = 0
+    # Seconds (server clock) a CDP connectUrl's token may open a connection after being minted.
+    cdp_token_ttl: float = DEFAULT_CDP_TOKEN_TTL_SECONDS
 
 
-def read_users_file(path: Path) -> dict[str, str]:
-    """Parse `userId:secret` lines; blank lines and `#` comments are skipped."""
-    users: dict[str, str] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def read_users_file(path: Path) -> dict[str, str | tuple[str, ...]]:
+    """Parse `userId:secret` lines (a user may have several lines, one per secret); blank lines
+    and `#` comments are skipped. A malformed line is a ValueError naming the file and the line
+    number (never the line itself: it may hold a secret)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from err
+    users: dict[str, tuple[str, ...]] = {}
+    for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         user, sep, secret = line.partition(":")
-        if not sep or not user or not secret:
-            raise ValueError(f"{path}:{lineno}: expected 'userId:secret'")
-        users[user] = secret
-    return users
+        if not sep or not user or not secret or any(c.isspace() for c in user):
+            raise ValueError(
+                f"{path}, line {lineno}: expected 'userId:secret' (a userId without spaces, "
+                "a colon, a non-empty secret)"
+            )
+        known = users.get(user, ())
+        if secret not in known:
+            users[user] = (*known, secret)
+    return dict(users)

@@ -131,6 +131,9 @@ DESCRIBE = (
 # DESCRIBE of the first of a locator's matches (`evaluate_all`, which never waits), null if none.
 DESCRIBE_FIRST = "(els, scroll) => els.length ? (" + DESCRIBE.strip() + ")(els[0], scroll) : null"
 
+# The options of a <select> (value and label each), to name them when a `select` finds none.
+SELECT_OPTIONS = "el => Array.from(el.options || [], o => ({value: o.value, label: o.label}))"
+
 # Scroll the window (`el` null) or inside an element; returns the resulting scroll offsets.
 SCROLL = r"""
 (el, [mode, x, y]) => {

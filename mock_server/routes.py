@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mock_server.auth import authenticate
+from mock_server.cdp import with_connect_url
 from mock_server.devices import device_list
 from mock_server.field_warnings import screen_action, screen_create
 from mock_server.http import Handler, json_response, miss_response, replayed_response
@@ -53,7 +54,8 @@ async def create_session(request: web.Request) -> web.StreamResponse:
         if replayed is not None:
             return replayed
     session = await app[REGISTRY].create(user, options)
-    return json_response({"success": True, "session": session.created_json()}, 201)
+    body = with_connect_url(request, session, session.created_json())
+    return json_response({"success": True, "session": body}, 201)
 
 
 async def get_session(request: web.Request) -> web.StreamResponse:
@@ -76,7 +78,9 @@ async def session_state(request: web.Request, session: Session) -> web.StreamRes
             replayed = await answer(request, found)
             assert replayed is not None
             return replayed
-    return json_response({"success": True, "session": session.snapshot()})
+    return json_response(
+        {"success": True, "session": with_connect_url(request, session, session.snapshot())}
+    )
 
 
 async def execute_action(request: web.Request) -> web.StreamResponse:

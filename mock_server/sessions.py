@@ -37,8 +37,6 @@ class SessionStatus(StrEnum):
 
 
 class PageHandle(Protocol):
-    connect_url: str | None
-
     async def close(self) -> None: ...
 
 
@@ -147,7 +145,8 @@ class Session:
             self.action_error_count += 1
 
     def created_json(self) -> dict[str, Any]:
-        """The `session` object of the 201 create answer (`CreateSessionResponse`)."""
+        """The `session` object of the 201 create answer (`CreateSessionResponse`); a CDP
+        session's `connectUrl` is added by the route (`mock_server.cdp`): fresh per answer."""
         body: dict[str, Any] = {
             "id": self.id,
             "status": self.status.value,
@@ -157,7 +156,6 @@ class Session:
             "bypassBotDetection": self.options.bypass_bot_detection,
             "cdp": self.options.cdp,
         }
-        self._add_connect_url(body)
         return body
 
     def snapshot(self) -> dict[str, Any]:
@@ -183,12 +181,7 @@ class Session:
             "actionBreakdown": {k: dict(v) for k, v in sorted(self.breakdown.items())},
             "options": self.options.as_json(),
         }
-        self._add_connect_url(body)
         return body
-
-    def _add_connect_url(self, body: dict[str, Any]) -> None:
-        if self.active and self.page is not None and self.page.connect_url:
-            body["connectUrl"] = self.page.connect_url
 
 
 class SessionRegistry:

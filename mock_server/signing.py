@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 
+from mock_server.auth import Users, secrets_of
 from mock_server.errors import UnauthorizedError
 from recorder.contract import sign
 from recorder.statuses import INVALID_HASH
@@ -17,16 +18,17 @@ __all__ = ["INVALID_HASH", "UNKNOWN_KEY", "sign", "verify_signature"]
 UNKNOWN_KEY = "Unknown API key"
 
 
-def verify_signature(users: dict[str, str] | None, key: str, received: str, raw_query: str) -> None:
+def verify_signature(users: Users | None, key: str, received: str, raw_query: str) -> None:
     """Raise UnauthorizedError (401) for an unknown key or a hash that does not match.
 
-    `users` maps API key -> secret; None accepts any key and any hash.
+    `users` maps API key -> its secret(s); a hash made with any of them is accepted. None
+    accepts any key and any hash.
     """
     if users is None:
         return
-    secret = users.get(key)
-    if secret is None:
+    secrets = secrets_of(users, key)
+    if not secrets:
         raise UnauthorizedError(UNKNOWN_KEY)
-    expected = sign(secret, raw_query)
-    if not hmac.compare_digest(expected.encode(), received.lower().encode()):
+    given = received.lower().encode()
+    if not any([hmac.compare_digest(sign(s, raw_query).encode(), given) for s in secrets]):
         raise UnauthorizedError(INVALID_HASH)

@@ -28,6 +28,10 @@ DEFAULT_UPSTREAM = "https://api.capture.page"
 
 SESSIONS_PATH = "/v1/sessions"
 DEVICES_PATH = "/screenshot/devices"
+# A CDP session's `connectUrl` (`wss://connect.capture.page/cdp?token=…`): its path and the query
+# parameter that carries its token (a credential: redacted in cassettes).
+CDP_PATH = "/cdp"
+CDP_TOKEN_PARAM = "token"
 ONESHOT_ENDPOINTS: tuple[str, ...] = ("image", "pdf", "content", "metadata", "animated")
 SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
 # /{key}/{hash}/{endpoint}: group 1 the API key, 2 the hash, 3 the endpoint.

@@ -26,7 +26,13 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from recorder.bodies import BodyDecodeError, codings_of, decode
-from recorder.contract import blank_signature, decode_credentials, redacted_user_value, signed_parts
+from recorder.contract import (
+    CDP_TOKEN_PARAM,
+    blank_signature,
+    decode_credentials,
+    redacted_user_value,
+    signed_parts,
+)
 from recorder.errors import RedactionRuleError
 from recorder.records import Headers, Interaction, RecordedRequest, RecordedResponse
 
@@ -42,7 +48,9 @@ SECRET_SELECTOR = re.compile(
 )
 _TEXT_ACTION_VALUE = re.compile(rb':\s*"(?:fill|type|type_text)"')
 # The token in a CDP `connectUrl` (`wss://connect.capture.page/cdp?token=...`): a credential.
-_CONNECT_TOKEN = re.compile(rb'"connectUrl"\s*:\s*"[^"]*?[?&]token=([^"&#\\]+)')
+_CONNECT_TOKEN = re.compile(
+    rb'"connectUrl"\s*:\s*"[^"]*?[?&]' + re.escape(CDP_TOKEN_PARAM.encode()) + rb'=([^"&#\\]+)'
+)
 _MIN_RAW_SECRET = 3  # shorter literals would scrub ordinary text
 # A base64 core of fewer groups would match by chance inside large blobs (screenshots).
 _MIN_CORE_GROUPS = 3

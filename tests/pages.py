@@ -254,3 +254,12 @@ async def big_page(request: web.Request) -> web.Response:
 
 
 EXTRA_HANDLERS["big"] = big_page
+
+# A select whose option `purple` a script adds 200 ms after load.
+LATE_OPTION = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Late option</title></head>
+<body><select id="color"><option value="red">Red</option></select>
+<script>setTimeout(() => document.getElementById('color').add(new Option('Purple', 'purple')), 200);
+</script></body></html>"""
+
+EXTRA_PAGES["late-option"] = LATE_OPTION

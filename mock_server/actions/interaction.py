@@ -35,7 +35,7 @@ from mock_server.actions.payload import (
     timeout_ms,
 )
 from mock_server.browser import SessionPage, error_message
-from mock_server.errors import ActionFailedError, BadRequestError
+from mock_server.errors import ActionFailedError, BadRequestError, CaptureError
 from recorder.fields import ACTIONS
 
 
@@ -230,11 +230,41 @@ async def select(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str,
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise BadRequestError(f"payload.{name} must be a string or an array of strings")
     locator = await _found(sp, payload, budget, css)
-    if name == "label":
-        selected = await locator.select_option(label=values, timeout=budget.ms())
-    else:
-        selected = await locator.select_option(value=values, timeout=budget.ms())
+    by = "label" if name == "label" else "value"
+    own_ms = budget.ms(timeout_ms(payload))
+    try:
+        # Playwright waits for the options to appear (a list filled by a script); a value that
+        # never appears must not wait out the whole action budget as a 504 (which clients retry).
+        if by == "label":
+            selected = await locator.select_option(label=values, timeout=own_ms)
+        else:
+            selected = await locator.select_option(value=values, timeout=own_ms)
+    except PlaywrightTimeoutError as err:
+        if budget.exhausted():
+            raise budget.timeout_error(f"Selecting in {css!r}") from err
+        raise await _no_such_option(locator, budget, css, by, values) from err
     return {"selector": css, "selected": selected, "matched": True}
+
+
+async def _no_such_option(
+    locator: Locator, budget: Budget, css: str, by: str, values: list[str]
+) -> CaptureError:
+    """The 400 for a `select` whose value (or label) no option has, naming the options there."""
+    options = await locator.evaluate(page_scripts.SELECT_OPTIONS, timeout=budget.ms())
+    missing = [v for v in values if v not in {o[by] for o in options}]
+    if not missing:  # every option is there: the element never became selectable
+        return ActionFailedError(
+            f"Could not select in {css!r}: the element stayed disabled or hidden",
+            selector=css,
+            options=options,
+        )
+    present = ", ".join(f"{o['value']!r} (label {o['label']!r})" for o in options) or "none"
+    asked = ", ".join(repr(v) for v in missing)
+    return BadRequestError(
+        f"No option of {css!r} has the {by} {asked}; its options (value and label): {present}",
+        selector=css,
+        options=options,
+    )
 
 
 async def check(sp: SessionPage, payload: Payload, budget: Budget) -> dict[str, Any]:

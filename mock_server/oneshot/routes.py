@@ -25,6 +25,7 @@ from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
 
 from mock_server.actions.budget import Budget
+from mock_server.auth import Users
 from mock_server.browser import error_message
 from mock_server.errors import ActionTimeoutError, BadRequestError, CaptureBusyError, CaptureError
 from mock_server.http import json_response
@@ -154,7 +155,7 @@ async def _capture(
 def setup_oneshot(
     app: web.Application,
     browser: BrowserManager,
-    users: dict[str, str] | None,
+    users: Users | None,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     slots: CaptureSlots | None = None,

@@ -128,7 +128,7 @@ async def test_lazy_launch_warm_pool_and_session_page(chromium: str, site: PageS
             await sp.close()  # idempotent
         assert statistics.median(timings) < 0.05, timings
         sp = await manager.open_session_page("s-last")
-        assert sp.session_id == "s-last" and sp.connect_url is None
+        assert sp.session_id == "s-last" and sp.devtools_url is None
         assert sp.page.viewport_size == {"width": 1440, "height": 900}
         assert (await goto(sp, site.url("/counter")))["title"] == "Counter"
         context = await manager.new_context()
@@ -179,10 +179,10 @@ async def test_cdp_session_is_reachable_over_connect_url(chromium: str, site: Pa
     manager = BrowserManager(chromium, pool_size=0)
     try:
         sp = await manager.open_session_page("cdp-1", cdp=True)
-        assert sp.connect_url is not None and sp.connect_url.startswith("ws://127.0.0.1:")
+        assert sp.devtools_url is not None and sp.devtools_url.startswith("ws://127.0.0.1:")
         await goto(sp, site.url("/counter"))
         async with async_playwright() as client:
-            remote = await client.chromium.connect_over_cdp(sp.connect_url)
+            remote = await client.chromium.connect_over_cdp(sp.devtools_url)
             remote_pages = [p for c in remote.contexts for p in c.pages]
             page = next(p for p in remote_pages if p.url == site.url("/counter"))
             assert await page.title() == "Counter"
