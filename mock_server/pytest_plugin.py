@@ -32,6 +32,9 @@ from mock_server.config import (
     plan_recording,
 )
 from mock_server.serving import listen_on_loopback
+from mock_server.unused_report import add_options as add_unused_options
+from mock_server.unused_report import note_usage
+from mock_server.unused_report import register as register_unused_tracker
 
 DEFAULT_UPSTREAM = "https://api.capture.page"
 
@@ -54,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Folder of the per-test cassettes (default: cassettes/ under the rootdir).",
     )
+    add_unused_options(group)
     parser.addini("capture_record_mode", "default --capture-record-mode", default="none")
     parser.addini("capture_upstream", "default --capture-upstream", default=DEFAULT_UPSTREAM)
     parser.addini("capture_cassette_dir", "default --capture-cassette-dir", default="cassettes")
@@ -65,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "capture(cassette=None, mode=None): the cassette (a path, relative to the cassette "
         "folder) and record mode of this test's capture_mock.",
     )
+    register_unused_tracker(config)
 
 
 class ThreadedServer:
@@ -199,6 +204,8 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
         yield CaptureMock(server.url, cassette, mode, recording, server)
     finally:
         server.stop()
+        if not recording:
+            note_usage(config, request.node.nodeid, server.app)
 
 
 def _replay_app(cassette: Path) -> web.Application:

@@ -52,10 +52,17 @@ def _orphans(cassette: Cassette, drop: set[int]) -> str | None:
     return None
 
 
-def prune_cassette(path: str | os.PathLike[str], drop: Collection[int]) -> PruneReport:
+def prune_cassette(
+    path: str | os.PathLike[str],
+    drop: Collection[int],
+    *,
+    expect: tuple[tuple[int, int], ...] | None = None,
+) -> PruneReport:
     """Rewrite `path` without the exchanges whose sequence numbers are in `drop` (all of which
-    must be in it). Raises `CassetteError` (unknown numbers, an orphaned session, a damaged or
-    torn cassette) and `CassetteLockedError` while a recorder writes it."""
+    must be in it). With `expect` (every record's sequence number and offset, as read earlier),
+    a cassette that changed since is refused. Raises `CassetteError` (unknown numbers, an
+    orphaned session, a damaged, torn or changed cassette) and `CassetteLockedError` while a
+    recorder writes it."""
     p = Path(path)
     wanted = set(drop)
     with holding_lock(p), open_cassette(p) as cassette:
@@ -63,6 +70,8 @@ def prune_cassette(path: str | os.PathLike[str], drop: Collection[int]) -> Prune
             raise TornCassetteError(
                 p, f"ends in a torn record ({cassette.torn_tail.size} bytes); repair it first"
             )
+        if expect is not None and expect != tuple((e.seq, e.offset) for e in cassette.entries):
+            raise CassetteError(p, "changed since it was replayed; not pruned")
         present = {e.seq for e in cassette.entries}
         missing = sorted(wanted - present)
         if missing:
