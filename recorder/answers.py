@@ -7,8 +7,9 @@ is not packaged and the runtime has no `jsonschema`; `tests/contract` checks the
 against Capture's own OpenAPI file, and a test checks the two agree on every shipped cassette.
 Only the `required` fields of the schemas (`CreateSessionResponse`, `GetSessionResponse`,
 `BrowserSession`, `ErrorResponse`, `SessionLimitErrorResponse`, `InactiveSessionActionResponse`
-and the action answers) are checked, with their types; other fields are free, as the schemas'
-`additionalProperties` leave them.
+and the action answers) are checked, with their types, plus the `expiresInSeconds` that
+executeAction's description promises on every successful action answer; other fields are free,
+as the schemas' `additionalProperties` leave them.
 
 Plain functions over parsed JSON: imports no aiohttp, click or Pillow, and never `mock_server`.
 """
@@ -193,6 +194,7 @@ def answer_problem(method: str, path: str, request: Any, status: int, answer: An
         return _session(answer, CREATED_SESSION, required=True)
     if not is_action_path(path):
         return _session(answer, BROWSER_SESSION, required=True)
-    problem = _expires_in(answer)
+    # "Responses for existing sessions include expiresInSeconds" (executeAction's description)
+    problem = _fields(answer, {"expiresInSeconds": _count}, "")
     checks = ACTION_ANSWERS.get(action_type_in(request) or "")
     return problem or (_fields(answer, checks, "") if checks else None)

@@ -42,7 +42,7 @@ async def test_a_hand_edited_empty_query_result_replays_through_the_sdk(tmp_path
     query = next(i for i in document["interactions"] if i["actionType"] == "query")
     answer = json.loads(query["response"]["body"]["text"])
     answer.update(elements=[], count=0, totalCount=0)
-    query["response"]["body"]["text"] = json.dumps(answer)
+    query["response"]["body"] = {"json": answer}  # as the README edits it
     edited = tmp_path / "counter-flow.json"
     edited.write_text(json.dumps(document, indent=2))
     cassette = tmp_path / "empty-count.msgpack"
@@ -180,3 +180,19 @@ async def test_serve_prints_a_summary_line_per_cassette_on_shutdown(tmp_path):
         "#3 GET /demo/<redacted>/content, #4 GET /demo/<redacted>/metadata, "
         "#5 GET /demo/<redacted>/animated",
     ]
+
+
+async def test_the_readme_hand_written_example_imports_and_replays(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("A hand-written file needs only this:\n\n```json\n", 1)[1]
+    source = tmp_path / "hand.json"
+    source.write_text(block.split("```", 1)[0], encoding="utf-8")
+    cassette = tmp_path / "hand.msgpack"
+    cli("import", source, "-o", cassette)
+    server = await replaying(cassette)
+    try:
+        sid = (await server.create({}))["id"]
+        assert (await server.act(sid, "title"))["title"] == "Made by hand"
+        await server.close(sid)
+    finally:
+        await server.stop()

@@ -60,6 +60,7 @@ def hand_written() -> dict:
     }
     query = {
         "success": True,
+        "expiresInSeconds": 299,
         "selector": "#results li",
         "fields": ["text"],
         "attributes": [],
@@ -243,6 +244,10 @@ BAD_FIELDS = [
         lambda d: d["interactions"][1]["response"]["body"]["json"].pop("elements"),
         "interactions[1] (exchange #2): response.body.elements: missing (the contract requires "
         "it); not what the contract allows for this route (--no-validate keeps it)",
+    ),
+    (
+        lambda d: d["interactions"][1]["response"]["body"]["json"].update(expiresInSeconds=-1),
+        "interactions[1] (exchange #2): response.body.expiresInSeconds: expected an integer >= 0",
     ),
     (
         lambda d: d["interactions"][2]["response"]["body"]["json"]["session"].update(status="gone"),
