@@ -15,15 +15,19 @@ Pillow is imported only when an image is met. Must not import `mock_server`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
 from collections.abc import Iterator
-from typing import Any
 
-from recorder.bodies import codings_of, decoded_or_raw, header_value, is_text_type, json_or_none
+from recorder.bodies import (
+    codings_of,
+    decoded_or_raw,
+    header_value,
+    is_text_type,
+    json_or_none,
+    map_base64_bodies,
+)
 from recorder.contract import main_argument
 from recorder.errors import CassetteError
 from recorder.export import iso_time
@@ -57,25 +61,8 @@ def describe_binary(data: bytes, content_type: str | None) -> str:
     return ", ".join(parts)
 
 
-def _summarize_blobs(value: Any) -> Any:
-    """`value` with every `bodyBase64` string replaced by what it holds (type, size, hash)."""
-    if isinstance(value, dict):
-        kind = value.get("contentType")
-        out = {}
-        for key, item in value.items():
-            if key == "bodyBase64" and isinstance(item, str):
-                try:
-                    data = base64.b64decode(item, validate=True)
-                except (binascii.Error, ValueError):
-                    out[key] = item
-                    continue
-                out[key] = f"<{describe_binary(data, kind if isinstance(kind, str) else None)}>"
-            else:
-                out[key] = _summarize_blobs(item)
-        return out
-    if isinstance(value, list):
-        return [_summarize_blobs(v) for v in value]
-    return value
+def _summarize_blob(where: str, data: bytes, content_type: str | None) -> str:
+    return f"<{describe_binary(data, content_type)}>"
 
 
 def body_lines(body: bytes, headers: tuple[tuple[str, str], ...]) -> list[str]:
@@ -90,7 +77,9 @@ def body_lines(body: bytes, headers: tuple[tuple[str, str], ...]) -> list[str]:
         lines.append(f"(stored {', '.join(codings)}-encoded, {len(body)} bytes; shown decoded)")
     data = json_or_none(decoded)
     if data is not None or decoded.strip() == b"null":
-        text = json.dumps(_summarize_blobs(data), indent=2, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(
+            map_base64_bodies(data, _summarize_blob), indent=2, sort_keys=True, ensure_ascii=False
+        )
         return lines + text.splitlines()
     if is_text_type(content_type):
         try:
