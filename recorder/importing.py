@@ -9,6 +9,9 @@ Required: `interactions`, a list; in each, `request.method`, `request.path` and
   the first at the cassette's `createdAt` (default 2026-01-01T00:00:00.000Z); `durationMs`: 0;
 - `sessionId`, `actionType`, `user`: derived as the recorder derives them (from the path or the
   create answer, the action body, the redacted `Authorization` header); given, they must agree;
+- secrets never reach disk: every exchange goes through the recorder's redaction
+  (`recorder.redaction`: a real credential in `Authorization`, a signed URL's hash, a password
+  typed into a password field...); an `Authorization` already in its stored form is kept;
 - `request.query`: ""; `response.reason`: the status's standard phrase; `error`: null;
 - a body is `{"text": ..., "encoding": "utf-8"|"base64"}` or `{"json": <any JSON>}` (written
   compact); none is an empty body; `size` is informative (recomputed);
@@ -35,7 +38,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -60,6 +63,7 @@ from recorder.errors import (
 )
 from recorder.reader import open_cassette
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
+from recorder.redaction import Redactor
 
 DEFAULT_CREATED_AT = "2026-01-01T00:00:00.000Z"
 JSON_TYPE = "application/json"
@@ -284,7 +288,23 @@ def _agree(data: dict[str, Any], name: str, derived: str | None, how: str) -> st
     return given
 
 
-def _interaction(item: dict[str, Any], seq: int, start: float) -> Interaction:
+def _is_stored_authorization(name: str, value: str) -> bool:
+    """An `Authorization` value as the recorder stores it (`Bearer <redacted user=…>`)."""
+    return name.lower() == "authorization" and value.partition(" ")[2].startswith("<redacted")
+
+
+def _redacted(item: Interaction, redactor: Redactor) -> Interaction:
+    """`item` through the recorder's redaction (secrets never reach disk), an `Authorization`
+    value already in its stored form kept as it is (redacting it again would lose its user)."""
+    out = redactor.redact(item)
+    kept = tuple(
+        (name, old if _is_stored_authorization(name, old) else new)
+        for (name, new), (_, old) in zip(out.request.headers, item.request.headers, strict=True)
+    )
+    return replace(out, user=item.user, request=replace(out.request, headers=kept))
+
+
+def _interaction(item: dict[str, Any], seq: int, start: float, redactor: Redactor) -> Interaction:
     request, _ = _request(item.get("request"))
     response = _response(item.get("response"))
     session_id = _agree(
@@ -299,19 +319,21 @@ def _interaction(item: dict[str, Any], seq: int, start: float) -> Interaction:
         action_type_of(request.method, request.path, request.body),
         "the type of the action request body",
     )
-    user = _agree(item, "user", user_of(request.headers), "the redacted Authorization header")
     duration = _number(item.get("durationMs", 0), "durationMs", 1e12) / 1000
-    return Interaction(
+    built = Interaction(
         seq=seq,
         start=start,
         duration=duration,
         session_id=session_id,
         action_type=action,
-        user=user,
+        user=None,
         request=request,
         response=response,
         error=_optional_text(item, "error", ""),
     )
+    built = _redacted(built, redactor)
+    user = _agree(item, "user", user_of(built.request.headers), "the Authorization header")
+    return replace(built, user=user)
 
 
 # -- the document --------------------------------------------------------------------------
@@ -363,6 +385,7 @@ def read_interactions(document: Any) -> tuple[_Header, list[Interaction]]:
     if not isinstance(items, list):
         raise _Bad("interactions", "missing" if items is None else "expected a list")
     given = _given_seqs(items)
+    redactor = Redactor()
     next_seq = max(given, default=0) + 1
     out: list[Interaction] = []
     start = header.created_at
@@ -376,7 +399,7 @@ def read_interactions(document: Any) -> tuple[_Header, list[Interaction]]:
             item = _known(raw, INTERACTION_FIELDS, "")
             if "startedAt" in item:
                 start = _time(item["startedAt"], "startedAt")
-            interaction = _interaction(item, seq, start)
+            interaction = _interaction(item, seq, start, redactor)
         except _Bad as bad:
             raise _located(pos, seq, bad) from None
         out.append(interaction)

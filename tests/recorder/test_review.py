@@ -449,3 +449,49 @@ async def test_prune_and_import_are_refused_while_another_process_writes_the_cas
         writer.stdin.close()
         assert await asyncio.wait_for(writer.wait(), 30) == 0
     assert cli("prune", path, "--drop", "3")[0] == 0
+
+
+def test_import_redacts_as_the_recorder_does_so_no_secret_reaches_disk(tmp_path):
+    token = "dXNlcl8xMjM6czNjcjN0LXZhbHVl"  # base64("user_123:s3cr3t-value")
+    doc = hand_written()
+    for item in doc["interactions"]:
+        item["request"]["headers"] = [["Authorization", f"Bearer {token}"]]
+    doc["interactions"].insert(
+        2,
+        {
+            "request": {
+                "method": "POST",
+                "path": f"/v1/sessions/{SID}/actions",
+                "headers": [["Authorization", f"Bearer {token}"]],
+                "body": {
+                    "json": {
+                        "type": "fill",
+                        "payload": {"selector": "#password", "value": "hunter2-typed"},
+                    }
+                },
+            },
+            "response": {"status": 200, "body": {"json": {"success": True, "expiresInSeconds": 1}}},
+        },
+    )
+    doc["interactions"].append(
+        {
+            "request": {
+                "method": "GET",
+                "path": "/user_123/0123456789abcdef0123456789abcdef/image",
+                "query": "url=https%3A%2F%2Fexample.com%2F",
+            },
+            "response": {"status": 200, "body": {"text": "iVBORw0KGgo=", "encoding": "base64"}},
+        }
+    )
+    source = write_json(tmp_path / "hand.json", doc)
+    out = tmp_path / "hand.msgpack"
+    code, _, err = cli("import", source, "-o", out)
+    assert code == 0, err
+    raw = out.read_bytes()
+    for secret in (token, "s3cr3t-value", "hunter2-typed", "0123456789abcdef0123456789abcdef"):
+        assert secret.encode() not in raw
+    with open_cassette(out) as cassette:
+        items = list(cassette.interactions())
+    assert items[0].request.headers == (("Authorization", "Bearer <redacted user=user_123>"),)
+    assert [i.user for i in items] == ["user_123"] * 4 + [None]
+    assert items[-1].request.path == "/user_123/<redacted>/image"
