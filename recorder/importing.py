@@ -21,11 +21,12 @@ Required: `interactions`, a list; in each, `request.method`, `request.path` and
   interaction's `cassette` are informative.
 
 Checks, each failing with one line naming the exchange and the field (`CassetteImportError`):
-malformed JSON (line and column), an unknown field (its JSON path), a malformed field, a session
-used before the exchange that creates it (or created twice, or answered with success without
-ever being created), and unless `validate` is off, an answer the contract does not allow for
-its route (`recorder.answers`). Nothing is written unless all of it passes; the cassette is
-written through a temp file and `os.replace`, refused while a recorder holds it.
+malformed JSON (line and column), an unknown field (its JSON path), a malformed field, and the
+checks of `recorder.exchange_checks`: a session used before the exchange that creates it (or
+created twice, or answered with success without ever being created), and unless `validate` is
+off, an answer the contract does not allow for its route (`recorder.answers`). Nothing is
+written unless all of it passes; the cassette is written through a temp file and `os.replace`,
+refused while a recorder holds it.
 
 Must not import `mock_server`.
 """
@@ -44,14 +45,12 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from recorder.answers import answer_problem
 from recorder.bodies import BodyDecodeError, Headers, codings_of, decode
 from recorder.cassette import encode_header, encode_interaction, holding_lock, write_atomically
 from recorder.contract import (
     DEFAULT_UPSTREAM,
     action_type_of,
     is_create,
-    session_id_from_path,
     session_id_of,
     user_of,
 )
@@ -61,6 +60,7 @@ from recorder.errors import (
     ContractViolationError,
     NotACassetteError,
 )
+from recorder.exchange_checks import check_interactions
 from recorder.reader import open_cassette
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import Redactor
@@ -405,65 +405,6 @@ def read_interactions(document: Any) -> tuple[_Header, list[Interaction]]:
         out.append(interaction)
         start = interaction.start + interaction.duration
     return header, out
-
-
-def session_order_problem(items: list[Interaction]) -> tuple[int, str, str] | None:
-    """(position, field, problem) of the first exchange that uses a session before the exchange
-    that creates it, creates one twice, or is answered with success for a session the file never
-    creates; None when the sessions are in order."""
-    creates: dict[str, int] = {}
-    for pos, item in enumerate(items):
-        req = item.request
-        if is_create(req.method, req.path) and item.response.status == 201 and item.session_id:
-            if item.session_id in creates:
-                first = items[creates[item.session_id]].seq
-                return pos, "response.body", f"creates {item.session_id} again (#{first} did)"
-            creates[item.session_id] = pos
-    for pos, item in enumerate(items):
-        sid = session_id_from_path(item.request.path)
-        if sid is None:
-            continue
-        created = creates.get(sid)
-        if created is None:
-            if item.response.status < 400:
-                return pos, "request.path", f"{sid} is never created in this file"
-        elif created > pos:
-            return pos, "request.path", f"uses {sid} before its create (#{items[created].seq})"
-    return None
-
-
-def contract_problem(item: Interaction) -> tuple[str, str] | None:
-    """(field, problem) when the answer is not one the contract allows for its route."""
-    req, resp = item.request, item.response
-    if not resp.body or item.error is not None:
-        return None  # the recorder's own failure, or a body withheld by redaction
-    try:
-        answer = json.loads(decode(resp.headers, resp.body))
-    except (ValueError, BodyDecodeError):
-        answer = None
-    try:
-        request = json.loads(req.body) if req.body else None
-    except ValueError:
-        request = None
-    problem = answer_problem(req.method, req.path, request, resp.status, answer)
-    if problem is None:
-        return None
-    field, _, what = problem.partition(": ")
-    return f"response.body.{field}", f"{what}; not what the contract allows for this route"
-
-
-def check_interactions(
-    items: list[Interaction], *, validate: bool
-) -> tuple[int, str, str, bool] | None:
-    """(position, field, problem, whether the contract check found it) of the first exchange
-    that fails the checks."""
-    order = session_order_problem(items)
-    if validate:
-        for pos, item in enumerate(items[: None if order is None else order[0]]):
-            problem = contract_problem(item)
-            if problem is not None:
-                return pos, *problem, True
-    return None if order is None else (*order, False)
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from mock_server.cli import main
 from recorder.answers import SESSION_STATUSES
 from recorder.cassette import open_cassette
-from recorder.importing import contract_problem
+from recorder.exchange_checks import contract_problem
 from tests.contract.schemas import action_schema, validate
 
 ROOT = Path(__file__).resolve().parents[2]
