@@ -99,13 +99,13 @@ class UnusedTracker:
 
     # -- hooks -------------------------------------------------------------------------------
 
-    @pytest.hookimpl(hookwrapper=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report = outcome.get_result()
+        report = yield
         self.ran.add(item.nodeid)
         if report.failed or report.skipped:
             self.not_passed.add(item.nodeid)
+        return report
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.deselected += len(items)
