@@ -6,7 +6,8 @@ file and `os.replace`, the kept records byte for byte and with their sequence nu
 Each replaying `capture_mock` hands over, when it stops, which exchanges its server served
 (`mock_server.replay.usage`); an exchange is unused when no test of the run was served it.
 Pruning is careful: a cassette is rewritten only when every test that used it passed (a failed,
-skipped or xfailed test may have stopped before using what it needs), only when the whole
+skipped or xfailed test may have stopped before using what it needs), never down to nothing (a
+cassette no test used at all is reported, not emptied), only when the whole
 collected run took place (nothing deselected with `-k`/`-m`, no stop at the first failure), and
 never while a recorder holds it. A test that records does not count. Run the whole suite, without
 `-n`, before pruning: a cassette shared with a test that did not run would lose its exchanges.
@@ -152,6 +153,8 @@ class UnusedTracker:
         failed = sorted(use.tests & self.not_passed)
         if failed:
             return f"not pruned: used by a test that did not pass ({failed[0]})"
+        if not use.used:
+            return "not pruned: no test used any of it (delete it if it is stale)"
         try:
             report = prune_cassette(path, unused, expect=use.offsets)
         except RecorderError as err:

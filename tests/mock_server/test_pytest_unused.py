@@ -108,6 +108,14 @@ def test_title(capture_mock):
     {title}
     call(capture_mock, "DELETE", f"/v1/sessions/{{sid}}")
 """
+IDLE = """
+import pytest
+
+
+@pytest.mark.capture(cassette="idle.msgpack")
+def test_idle(capture_mock):
+    assert capture_mock.url
+"""
 USES_TITLE = 'assert act(capture_mock, sid, "title", {})["title"] == "Counter"'
 NO_TITLE = "pass"
 
@@ -159,10 +167,23 @@ async def test_unused_report_and_prune_across_two_tests(pytester):
     partial.stdout.fnmatch_lines(["*not pruned: 1 tests were deselected (prune after a whole run)"])
     assert cassette.read_bytes() == before
 
+    idle = cassette.with_name("idle.msgpack")  # a test that no longer sends anything
+    import_cassette(source, idle)
+    pytester.makepyfile(test_idle=IDLE)
     pruned = await run(pytester, "--capture-prune")
-    pruned.assert_outcomes(passed=2)
-    pruned.stdout.fnmatch_lines(["*#3 POST*(title)", "  pruned: 1 exchanges dropped, 4 kept"])
+    pruned.assert_outcomes(passed=3)
+    pruned.stdout.fnmatch_lines(
+        [
+            "cassettes/idle.msgpack: 5 of 5 exchanges unused",
+            "*not pruned: no test used any of it (delete it if it is stale)",
+            "cassettes/shared.msgpack: 1 of 5 exchanges unused",
+            "*#3 POST*(title)",
+            "  pruned: 1 exchanges dropped, 4 kept",
+        ]
+    )
     assert seqs(cassette) == [1, 2, 4, 5]  # not renumbered
+    assert seqs(idle) == [1, 2, 3, 4, 5]
+    (pytester.path / "test_idle.py").unlink()
 
     again = await run(pytester, "--capture-report-unused")
     again.assert_outcomes(passed=2)

@@ -216,6 +216,10 @@ BAD_FIELDS = [
     ),
     (lambda d: d.update(extra=1), "extra: unknown field"),
     (
+        lambda d: d.update(cassettes=[{"path": "a"}, {"path": "b"}]),
+        "cassettes: lists 2 cassettes; import one cassette's export",
+    ),
+    (
         lambda d: d["interactions"][2]["request"].pop("method"),
         "interactions[2] (exchange #3): request.method: missing",
     ),
