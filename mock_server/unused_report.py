@@ -159,7 +159,8 @@ class UnusedTracker:
             report = prune_cassette(path, unused, expect=use.offsets)
         except RecorderError as err:
             return f"not pruned: {err}"
-        return f"pruned: {len(report.dropped)} exchanges dropped, {report.kept} kept"
+        dropped = ", ".join(f"#{s}" for s in report.dropped)
+        return f"pruned: dropped {dropped}; {report.kept} exchanges kept"
 
 
 def _shown(path: Path) -> str:

@@ -82,10 +82,7 @@ def import_(source: Path, output: Path, no_validate: bool) -> None:
             err.message += " (--no-validate keeps it)"
         raise
     verb = "replaced" if report.replaced else "wrote"
-    click.echo(
-        f"{verb} {report.path}: {report.exchanges} exchanges, {report.sessions} sessions",
-        err=True,
-    )
+    click.echo(f"{verb} {report.path}: {report.exchanges} exchanges, {report.sessions} sessions")
 
 
 def _sequence_numbers(ctx: click.Context, param: click.Parameter, value: str) -> set[int]:

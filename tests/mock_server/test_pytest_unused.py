@@ -178,7 +178,7 @@ async def test_unused_report_and_prune_across_two_tests(pytester):
             "*not pruned: no test used any of it (delete it if it is stale)",
             "cassettes/shared.msgpack: 1 of 5 exchanges unused",
             "*#3 POST*(title)",
-            "  pruned: 1 exchanges dropped, 4 kept",
+            "  pruned: dropped #3; 4 exchanges kept",
         ]
     )
     assert seqs(cassette) == [1, 2, 4, 5]  # not renumbered
