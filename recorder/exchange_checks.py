@@ -47,11 +47,11 @@ def contract_problem(item: Interaction) -> tuple[str, str] | None:
         return None  # the recorder's own failure, or a body withheld by redaction
     try:
         answer = json.loads(decode(resp.headers, resp.body))
-    except (ValueError, BodyDecodeError):
+    except (ValueError, RecursionError, BodyDecodeError):
         answer = None
     try:
         request = json.loads(req.body) if req.body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         request = None
     problem = answer_problem(req.method, req.path, request, resp.status, answer)
     if problem is None:

@@ -241,7 +241,7 @@ def _fit_headers(headers: Headers | None, body: bytes, is_json: bool, where: str
 def _is_json(body: bytes) -> bool:
     try:
         json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 

@@ -75,18 +75,28 @@ def body_lines(body: bytes, headers: tuple[tuple[str, str], ...]) -> list[str]:
     codings = codings_of(headers)
     if codings and decoded is not body:
         lines.append(f"(stored {', '.join(codings)}-encoded, {len(body)} bytes; shown decoded)")
-    data = json_or_none(decoded)
-    if data is not None or decoded.strip() == b"null":
-        text = json.dumps(
-            map_base64_bodies(data, _summarize_blob), indent=2, sort_keys=True, ensure_ascii=False
-        )
-        return lines + text.splitlines()
+    pretty = _pretty_json(decoded)
+    if pretty is not None:
+        return lines + pretty
     if is_text_type(content_type):
         try:
             return lines + decoded.decode("utf-8").splitlines()
         except UnicodeDecodeError:
             pass
     return [*lines, f"<{describe_binary(decoded, content_type)}>"]
+
+
+def _pretty_json(body: bytes) -> list[str] | None:
+    """JSON pretty-printed with sorted keys and blobs summarized; None when it is not JSON (or
+    nests deeper than Python's recursion limit: then it is shown as text)."""
+    try:
+        data = json_or_none(body)
+        if data is None and body.strip() != b"null":
+            return None
+        summarized = map_base64_bodies(data, _summarize_blob)
+        return json.dumps(summarized, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    except RecursionError:
+        return None
 
 
 def _part(name: str, message: RecordedRequest | RecordedResponse) -> Iterator[str]:

@@ -500,3 +500,17 @@ def test_import_redacts_as_the_recorder_does_so_no_secret_reaches_disk(tmp_path)
     assert items[0].request.headers == (("Authorization", "Bearer <redacted user=user_123>"),)
     assert [i.user for i in items] == ["user_123"] * 4 + [None]
     assert items[-1].request.path == "/user_123/<redacted>/image"
+
+
+def test_bodies_nested_past_the_recursion_limit_are_text_not_a_traceback(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    doc = hand_written()
+    doc["interactions"][1]["response"]["body"] = {"text": deep}
+    doc["interactions"][1]["response"]["headers"] = [["Content-Type", "application/json"]]
+    source = write_json(tmp_path / "deep.json", doc)
+    out = tmp_path / "deep.msgpack"
+    code, _, err = cli("import", source, "-o", out)
+    assert code == 1 and "response.body.body: expected a JSON object" in err, err
+    assert cli("import", source, "--no-validate", "-o", out)[0] == 0
+    code, text, _ = cli("textconv", out)
+    assert code == 0 and f"    {deep}" in text.splitlines()  # as its text
