@@ -173,12 +173,13 @@ def is_sessions_route(method: str, path: str) -> bool:
 
 def answer_problem(method: str, path: str, request: Any, status: int, answer: Any) -> str | None:
     """The first way the JSON `answer` (parsed) to `method path` (with the parsed `request`
-    body) breaks the contract at `status`, as `field: problem`; None when it fits, or when the
-    route is not one of the sessions routes the contract describes."""
+    body) breaks the contract at `status`, as `field: problem` (`field` a dotted path in the
+    answer, empty for the answer itself); None when it fits, or when the route is not one of
+    the sessions routes the contract describes."""
     if not is_sessions_route(method, path):
         return None
     if not isinstance(answer, dict):
-        return "body: expected a JSON object"
+        return ": expected a JSON object"  # the body itself
     if status >= 400:
         if answer.get("success") is not False:
             return "success: expected false for an error status"

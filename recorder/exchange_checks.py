@@ -57,7 +57,8 @@ def contract_problem(item: Interaction) -> tuple[str, str] | None:
     if problem is None:
         return None
     field, _, what = problem.partition(": ")
-    return f"response.body.{field}", f"{what}; not what the contract allows for this route"
+    where = f"response.body.{field}" if field else "response.body"
+    return where, f"{what}; not what the contract allows for this route"
 
 
 def check_interactions(

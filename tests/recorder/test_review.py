@@ -510,7 +510,7 @@ def test_bodies_nested_past_the_recursion_limit_are_text_not_a_traceback(tmp_pat
     source = write_json(tmp_path / "deep.json", doc)
     out = tmp_path / "deep.msgpack"
     code, _, err = cli("import", source, "-o", out)
-    assert code == 1 and "response.body.body: expected a JSON object" in err, err
+    assert code == 1 and "(exchange #2): response.body: expected a JSON object" in err, err
     assert cli("import", source, "--no-validate", "-o", out)[0] == 0
     code, text, _ = cli("textconv", out)
     assert code == 0 and f"    {deep}" in text.splitlines()  # as its text
