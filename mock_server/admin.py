@@ -1,5 +1,5 @@
 """The admin API under `/__admin/`: health, the manual clock, usage, sessions, the journal,
-replay misses, reset, and loading cassettes at runtime.
+replay misses, the recorded exchanges never served, reset, and loading cassettes at runtime.
 
 A web page must not be able to drive it (even one loaded in the emulator's own browser): a
 request carrying an `Origin` other than the server's own is refused (403), admin POSTs take only
@@ -121,6 +121,13 @@ async def unmatched(request: web.Request) -> web.Response:
     )
 
 
+async def unused(request: web.Request) -> web.Response:
+    """The recorded exchanges replay never served since start or the last reset."""
+    engine = request.app[REPLAY].engine
+    found = engine.player.usage.unused() if engine else []
+    return json_response({"success": True, "count": len(found), "unused": found})
+
+
 async def reset(request: web.Request) -> web.Response:
     await reset_state(request.app)
     request.app[FAULTS].clear()
@@ -182,5 +189,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/__admin/requests", requests)
     r.add_get("/__admin/unmatched", unmatched)
     r.add_get("/__admin/warnings", list_warnings)
+    r.add_get("/__admin/unused", unused)
     r.add_post("/__admin/reset", reset)
     r.add_post("/__admin/cassettes", cassettes)

@@ -37,7 +37,7 @@ from mock_server.serving import (
     serve_config,
 )
 from recorder import cli as cassette_cli
-from recorder import cli_guard
+from recorder import cli_guard, cli_review
 from recorder.cli_errors import one_line_errors
 from recorder.verify import is_loopback_host
 
@@ -48,7 +48,7 @@ def main() -> None:
     """Record, replay and emulate the Capture browser-sessions API offline."""
 
 
-for _group in (cassette_cli.commands, cli_guard.commands):
+for _group in (cassette_cli.commands, cli_guard.commands, cli_review.commands):
     for _command in _group.commands.values():
         main.add_command(_command)
 main.add_command(record)

@@ -37,6 +37,9 @@ from mock_server.config import (
     plan_recording,
 )
 from mock_server.serving import listen_on_loopback
+from mock_server.unused_report import add_options as add_unused_options
+from mock_server.unused_report import note_usage
+from mock_server.unused_report import register as register_unused_tracker
 
 DEFAULT_UPSTREAM = "https://api.capture.page"
 
@@ -68,6 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Fail a test that sent fields or selectors the real API may not know: unknown "
         "ones (--capture-strict), or also capture-replay's chosen names (=documented).",
     )
+    add_unused_options(group)
     parser.addini("capture_record_mode", "default --capture-record-mode", default="none")
     parser.addini("capture_upstream", "default --capture-upstream", default=DEFAULT_UPSTREAM)
     parser.addini("capture_cassette_dir", "default --capture-cassette-dir", default="cassettes")
@@ -79,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "capture(cassette=None, mode=None): the cassette (a path, relative to the cassette "
         "folder) and record mode of this test's capture_mock.",
     )
+    register_unused_tracker(config)
 
 
 class ThreadedServer:
@@ -303,6 +308,8 @@ def capture_mock(request: pytest.FixtureRequest) -> Iterator[CaptureMock]:
         _check_strict(config, mock)
     finally:
         server.stop()
+        if not recording:
+            note_usage(config, request.node.nodeid, server.app)
 
 
 def _records_in(cassette: Path) -> int:

@@ -3,7 +3,8 @@ installed), a coroutine on the same kind of loop (`run`), and in-process on a lo
 (`listen_on_loopback`, for the pytest plugin, new_episodes and the tests).
 
 `serve_config` builds the emulator's app from a config, binds and serves it (one line and exit 1 on
-any failure). `serve_app` binds the socket itself: a failed bind is told apart from any other
+any failure), and when it replayed, prints a line per cassette of what it never served.
+`serve_app` binds the socket itself: a failed bind is told apart from any other
 start-up error, and the URL printed is the bound one (port 0 included). It guards the server's
 edges: a connection that has not sent a whole request within `idle_timeout` seconds of connecting,
 or of its last answer, is closed (aiohttp's keep-alive timer, which also covers a request trickled
@@ -200,6 +201,11 @@ def serve_config(
     with one_line_errors(f"cannot listen on {config.host}:{config.port}"):
         sock = bind(config.host, config.port)
     serve_app(app, sock, banner, idle_timeout=idle_timeout, max_connections=max_connections)
+    from mock_server.state import REPLAY
+
+    engine = app[REPLAY].engine
+    for line in engine.player.usage.summary() if engine is not None else ():
+        click.echo(f"unused: {line}", err=True)
 
 
 async def listen_on_loopback(runner: web.AppRunner, port: int = 0) -> str:

@@ -12,8 +12,10 @@ The lowest layer of `recorder`: imports nothing of it, nor aiohttp, click, Pillo
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import brotli
@@ -133,6 +135,31 @@ def json_or_none(body: bytes) -> Any:
 
 def is_text_type(content_type: str | None) -> bool:
     return content_type is not None and any(t in content_type.lower() for t in _TEXT_TYPES)
+
+
+def map_base64_bodies(
+    value: Any, replace: Callable[[str, bytes, str | None], Any], where: str = ""
+) -> Any:
+    """Parsed JSON `value` with every decodable `bodyBase64` string (a screenshot, a PDF)
+    replaced by `replace(where, data, content_type)`: `where` is the dotted path of the object
+    that holds it, `content_type` that object's `contentType` when it is a string."""
+    if isinstance(value, dict):
+        kind = value.get("contentType")
+        out = {}
+        for key, item in value.items():
+            if key == "bodyBase64" and isinstance(item, str):
+                try:
+                    data = base64.b64decode(item)
+                except (binascii.Error, ValueError):
+                    out[key] = item
+                    continue
+                out[key] = replace(where, data, kind if isinstance(kind, str) else None)
+            else:
+                out[key] = map_base64_bodies(item, replace, f"{where}.{key}")
+        return out
+    if isinstance(value, list):
+        return [map_base64_bodies(v, replace, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def text_or_base64(body: bytes, content_type: str | None) -> tuple[str, str | None]:

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -60,11 +60,13 @@ __all__ = [
     "describe_damage",
     "encode_header",
     "encode_interaction",
+    "holding_lock",
     "lock_holder",
     "open_cassette",
     "repair_cassette",
     "rewrite_current",
     "upgrade_record",
+    "write_atomically",
 ]
 
 _READ_SIZE = 1 << 20
@@ -102,6 +104,13 @@ def _write_atomically(path: Path, chunks: Iterator[bytes], *, keep_locked: bool 
         return fd
     os.close(fd)
     return -1
+
+
+def write_atomically(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
+    """Write a whole new file at `path` from `chunks` through a temp file beside it and
+    `os.replace` (a failure leaves `path` as it was). Take `holding_lock` first when `path` is a
+    cassette a recorder may be writing."""
+    _write_atomically(Path(path), iter(chunks))
 
 
 def _current_records(cassette: Cassette) -> Iterator[bytes]:
@@ -227,6 +236,14 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def holding_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the writer's lock on the existing cassette `path` (`CassetteLockedError` while a
+    recorder holds it), so that a whole-file rewrite does not race a recorder."""
+    with _locked(Path(path)):
+        yield
 
 
 def _write_all(fd: int, data: bytes) -> None:

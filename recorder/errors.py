@@ -13,6 +13,9 @@
     │       │                         last whole record (has `.cause`, `.errno`, `.rolled_back`)
     │       └── CassetteReplacedError the cassette was deleted or replaced while being written
     │                                 (has `.deleted`); every later append raises it too
+    ├── CassetteImportError           a JSON document `import` cannot turn into a cassette (one line
+    │   │                             naming the file, the exchange and the field)
+    │   └── ContractViolationError    an answer the contract does not allow for its route
     ├── RedactionRuleError            an invalid redaction rule (e.g. an empty JSON path)
     ├── UpstreamError                 the upstream could not be reached or broke the exchange
     │   ├── UpstreamConnectError      no connection (refused, DNS, TLS handshake, proxy)
@@ -119,6 +122,22 @@ class CassetteExistsError(CassetteError):
 
 class TornCassetteError(CassetteError):
     """Appending to a cassette whose last record is torn."""
+
+
+class CassetteImportError(RecorderError):
+    """A JSON document that cannot become a cassette: malformed JSON, an unknown or malformed
+    field, or an answer the contract does not allow; the message names where (`.location`)."""
+
+    def __init__(self, source: Path | str, location: str, message: str) -> None:
+        super().__init__(f"{source}: {location}: {message}" if location else f"{source}: {message}")
+        self.source = Path(source)
+        self.location = location
+        self.message = message
+
+
+class ContractViolationError(CassetteImportError):
+    """An imported answer that is not one the contract allows for its route (a missing or
+    mistyped required field); the import can be told not to check it."""
 
 
 class RedactionRuleError(RecorderError):

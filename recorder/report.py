@@ -11,7 +11,6 @@ Thumbnails are downscaled with Pillow so large cassettes stay usable. Must not i
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import io
 import json
@@ -23,7 +22,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from recorder.audit import SessionAudit, audit_cassettes
-from recorder.bodies import decoded_or_raw
+from recorder.bodies import decoded_or_raw, map_base64_bodies
 from recorder.cassette import Cassette
 from recorder.contract import main_argument
 from recorder.records import Interaction
@@ -96,25 +95,13 @@ def make_shot(where: str, kind: str, data: bytes) -> Shot | None:
 
 def _take_images(value: Any, where: str, found: list[tuple[str, str, bytes]]) -> Any:
     """`value` with image/PDF `bodyBase64` replaced by a note; images appended to `found`."""
-    if isinstance(value, dict):
-        kind = value.get("contentType")
-        out = {}
-        for key, item in value.items():
-            if key == "bodyBase64" and isinstance(item, str):
-                try:
-                    data = base64.b64decode(item)
-                except (binascii.Error, ValueError):
-                    out[key] = item
-                    continue
-                if isinstance(kind, str) and kind.startswith("image/"):
-                    found.append((where, kind, data))
-                out[key] = f"<{len(data)} bytes {kind or 'binary'}>"
-            else:
-                out[key] = _take_images(item, f"{where}.{key}", found)
-        return out
-    if isinstance(value, list):
-        return [_take_images(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
-    return value
+
+    def note(at: str, data: bytes, kind: str | None) -> str:
+        if kind is not None and kind.startswith("image/"):
+            found.append((at, kind, data))
+        return f"<{len(data)} bytes {kind or 'binary'}>"
+
+    return map_base64_bodies(value, note, where)
 
 
 def _pretty(data: Any) -> str:

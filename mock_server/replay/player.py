@@ -20,6 +20,7 @@ from typing import Any
 
 from mock_server.config import Exhausted
 from mock_server.replay.matching import DEFAULT_MATCHERS, Matcher, differences, match_key
+from mock_server.replay.usage import Usage
 from mock_server.sessions import Session
 from recorder.cassette import Cassette, open_cassette
 from recorder.comparison import RequestKey, request_key
@@ -162,6 +163,7 @@ class Player:
         except BaseException:
             self.close()
             raise
+        self.usage = Usage(self.cassettes)
         self._index()
 
     @property
@@ -234,6 +236,7 @@ class Player:
         self.other_counts.clear()
         self.replays.clear()
         self.misses.clear()
+        self.usage.reset()
 
     # -- replayed sessions ---------------------------------------------------------------
 
@@ -346,6 +349,7 @@ class Player:
     ) -> Answer:
         """The recorded answer with the session id mapped and the time fields recomputed."""
         interaction = self.load(item)
+        self.usage.served(item.cassette, item.entry)
         resp = interaction.response
         body = resp.body
         if session is not None and recorded_id:
