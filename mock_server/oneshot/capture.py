@@ -154,10 +154,19 @@ async def capture_image(browser: BrowserManager, opts: ImageOptions, budget: Bud
                     # full=true overrides height clipping: the clip runs to the page's end.
                     height = await page.evaluate(page_scripts.PAGE_HEIGHT)
                     kwargs["clip"] = {**opts.clip, "height": max(1, height - opts.clip["y"])}
-            data = await page.screenshot(
-                type=shot_type, full_page=opts.full_page, omit_background=transparent,
-                timeout=budget.ms(), **kwargs,
-            )  # fmt: skip
+            try:
+                data = await page.screenshot(
+                    type=shot_type, full_page=opts.full_page, omit_background=transparent,
+                    timeout=budget.ms(), **kwargs,
+                )  # fmt: skip
+            except PlaywrightError as err:
+                if "clip" not in kwargs or "Clipped area" not in error_message(err):
+                    raise
+                box = kwargs["clip"]
+                raise BadRequestError(
+                    f"The clip rectangle (left {box['x']:g}, top {box['y']:g}, width "
+                    f"{box['width']:g}, height {box['height']:g}) is outside the page"
+                ) from err
     if opts.resize is None and opts.type is not ImageType.WEBP:
         return data
     return await asyncio.to_thread(convert_image, data, opts.type, opts.resize)

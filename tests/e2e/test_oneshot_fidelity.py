@@ -21,7 +21,7 @@ from playwright.async_api import async_playwright
 from yarl import URL
 
 from mock_server.actions import parse_action_request, run_action
-from mock_server.browser import SessionPage
+from mock_server.browser import BrowserManager, SessionPage
 from mock_server.devices import DEVICES, DOCUMENTED_KEYS, capture_key
 from tests.emulator import RunningEmulator, emulator_config
 from tests.pages import PageServer
@@ -84,6 +84,12 @@ async def test_full_overrides_height_clipping(client: Capture, site: PageServer)
 async def test_full_page_is_an_alias_of_full(client: Capture, site: PageServer):
     shot = rgb(await client.fetch_image(site.url("/long"), {"fullPage": True, "vw": 300}))
     assert shot.width == 300 and shot.height > 4000
+
+
+async def test_a_clip_outside_the_page_is_400(client: Capture, site: PageServer):
+    for options in ({"top": 50_000}, {"full": True, "left": 5000, "width": 100}):
+        status, _, body = await fetch(client.build_image_url(site.url("/"), options))
+        assert status == 400 and b"clip rectangle" in body, body
 
 
 @pytest.mark.parametrize(
@@ -200,6 +206,24 @@ async def test_sessions_send_a_standard_chrome_user_agent(session: SessionPage, 
     state = await page_state(session)
     assert state["header"] == state["ua"]
     assert_standard_chrome(state["ua"])
+
+
+@pytest.mark.parametrize("shared_first", [True, False])
+async def test_cdp_sessions_send_a_standard_chrome_user_agent(
+    chromium: str, site: PageServer, shared_first: bool
+):
+    manager = BrowserManager(chromium, pool_size=0)
+    try:
+        if shared_first:
+            await manager.warm_up()
+        sp = await manager.open_session_page("sess_cdp", cdp=True)
+        await act(sp, "goto", {"url": site.url("/ua")})
+        state = await page_state(sp)
+        assert state["header"] == state["ua"]
+        assert_standard_chrome(state["ua"])
+        await sp.close()
+    finally:
+        await manager.close()
 
 
 async def test_a_viewport_after_emulate_device_is_a_desktop_again(
