@@ -2,28 +2,30 @@
 the clients' `fullPage` and `format` spellings), the standard user agent, the device list built
 from Playwright's descriptors, and a desktop viewport after `emulateDevice`: real Chromium, the
 local test site, URLs built by the official Python SDK (`capture-sdk`).
+
+The emulator, SDK client and fetch helper are test_oneshot's (imported: pytest then provides the
+fixtures here too, which ruff reads as redefinitions).
 """
+
+# ruff: noqa: F811
 
 from __future__ import annotations
 
 import base64
 import io
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
-import pytest_asyncio
 from capture import Capture
 from PIL import Image
 from playwright.async_api import async_playwright
-from yarl import URL
 
 from mock_server.actions import parse_action_request, run_action
 from mock_server.browser import BrowserManager, SessionPage
 from mock_server.devices import DEVICES, DOCUMENTED_KEYS, capture_key
-from tests.emulator import RunningEmulator, emulator_config
+from tests.e2e.test_oneshot import client, emu, fetch  # noqa: F401
+from tests.emulator import RunningEmulator
 from tests.pages import PageServer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.browser]
@@ -34,26 +36,6 @@ WHITE = (255, 255, 255)
 def near_white(pixel: tuple[int, int, int]) -> bool:
     """White give or take a GIF palette's rounding."""
     return min(pixel) >= 250
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def emu() -> AsyncIterator[RunningEmulator]:
-    running = await RunningEmulator(emulator_config()).start()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-def client(emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Capture:
-    monkeypatch.setattr(Capture, "EDGE_URL", emu.url)
-    return Capture("key", "secret", {"useEdge": True})
-
-
-async def fetch(url: str) -> tuple[int, str, bytes]:
-    """GET a signed URL exactly as built: status, content type, body."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        async with http.get(URL(url, encoded=True)) as resp:
-            return resp.status, resp.content_type, await resp.read()
 
 
 def rgb(data: bytes) -> Image.Image:
