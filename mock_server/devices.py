@@ -6,8 +6,9 @@ from Playwright's driver in a worker thread: no browser is launched), keyed in C
 keys Capture's docs name that Playwright has no descriptor for (`DOCUMENTED_ALIASES`), each a
 copy of the nearest Playwright descriptor under Capture's key and name. Nothing else is added.
 
-`DEVICES` is a read-only mapping that loads on first use, so importing this module costs nothing
-(the replay path imports it and may never need a device).
+`DEVICES` is a read-only mapping that loads on first use (about half a second, once per process:
+Playwright's driver starts and stops), so importing this module costs nothing and a server that
+never meets a device key never asks.
 """
 
 from __future__ import annotations
