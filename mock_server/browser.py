@@ -13,7 +13,8 @@ dead driver or browser is restarted on the next open); split, that state would b
 across modules.
 
 Session pages start at a 1440x900 viewport with device scale factor 1, the default of Capture's
-one-shot screenshot API (`vw`/`vh`/`scaleFactor`).
+one-shot screenshot API (`vw`/`vh`/`scaleFactor`). Every page (sessions and one-shots) gets a
+standard Chrome user agent (`standard_user_agent`), never Chromium's `HeadlessChrome` one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -69,6 +71,9 @@ CHROMIUM_ARGS = (
     "--no-first-run",
     "--disable-quic",
 )
+
+# Marks the Chromium launched to show scrollbars (see BrowserManager.new_context).
+_SCROLLBARS_MARK = "--capture-replay-scrollbars"
 
 INSTALL_HINT = (
     "Install Chromium (e.g. `apt-get install -y chromium`), or pass --browser PATH "
@@ -119,9 +124,25 @@ def find_browser(explicit: str | None) -> str | None:
     return None
 
 
+def standard_user_agent(version: str) -> str:
+    """The user agent a desktop Chrome of this version sends on this host's system, in Chrome's
+    reduced form (major version only, frozen platform string)."""
+    major = version.split(".", 1)[0]
+    if sys.platform == "darwin":
+        system = "Macintosh; Intel Mac OS X 10_15_7"
+    elif sys.platform == "win32":
+        system = "Windows NT 10.0; Win64; x64"
+    else:
+        system = "X11; Linux x86_64"  # Chrome's reduced user agent says so on every Linux
+    return (
+        f"Mozilla/5.0 ({system}) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{major}.0.0.0 Safari/537.36"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Viewport:
-    """The live emulation state of a session page."""
+    """The live emulation state of a session page (`user_agent` None: the standard one)."""
 
     width: int = DEFAULT_VIEWPORT_WIDTH
     height: int = DEFAULT_VIEWPORT_HEIGHT
@@ -156,6 +177,8 @@ class SessionPage:
         self.devtools_url = devtools_url
         self.allow_file_urls = allow_file_urls
         self.viewport = Viewport()
+        # The desktop user agent the page had before any emulateDevice (set by the manager).
+        self.standard_user_agent: str | None = None
         self.console_messages: deque[dict[str, Any]] = deque(maxlen=MAX_CONSOLE_MESSAGES)
         self.page_errors: deque[dict[str, Any]] = deque(maxlen=MAX_PAGE_ERRORS)
         self.mouse_x = 0.0
@@ -267,8 +290,11 @@ class BrowserManager:
         self._live: set[SessionPage] = set()
         self.allow_file_urls = allow_file_urls
         self.last_error: BrowserUnavailableError | None = None
+        # The standard Chrome user agent of the launched Chromium (known after the first launch).
+        self.user_agent: str | None = None
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._scrollbar_browser: Browser | None = None  # see new_context(scrollbars=True)
         self._launched = False
         self._shared_launched = False  # the shared browser (not only CDP ones) was launched
         self._launch_lock = asyncio.Lock()
@@ -379,9 +405,15 @@ class BrowserManager:
             return False
         return self.max_live is None or len(self._live) < self.max_live
 
-    async def new_context(self, **context_options: Any) -> BrowserContext:
-        """A fresh raw context on the shared browser (for one-shot endpoints)."""
-        browser = await self._ensure_browser()
+    async def new_context(
+        self, *, scrollbars: bool = False, **context_options: Any
+    ) -> BrowserContext:
+        """A fresh raw context on the shared browser (for one-shot endpoints); with `scrollbars`,
+        on a second Chromium that shows them (headless Chromium hides scrollbars browser-wide,
+        and no per-page setting undoes that), launched on first use."""
+        browser = await (self._ensure_scrollbar_browser() if scrollbars else self._ensure_browser())
+        if not context_options.get("user_agent"):
+            context_options["user_agent"] = self.user_agent
         try:
             return await browser.new_context(**context_options)
         except PlaywrightError as err:
@@ -400,7 +432,12 @@ class BrowserManager:
                 marked[proc.pid] = (proc.info["ppid"], cmdline)
         roots = [pid for pid, (ppid, _) in marked.items() if ppid not in marked]
         # The shared browser has no DevTools port of ours; CDP browsers do.
-        roots.sort(key=lambda pid: "--remote-debugging-port=0" in marked[pid][1])
+        roots.sort(
+            key=lambda pid: (
+                "--remote-debugging-port=0" in marked[pid][1],
+                _SCROLLBARS_MARK in marked[pid][1],
+            )
+        )
         ordered: list[int] = []
         for root in roots:
             ordered.append(root)
@@ -420,10 +457,11 @@ class BrowserManager:
             await sp.close()
         self._pool.clear()
         self._cdp_pages.clear()
-        if self._browser is not None:
-            with contextlib.suppress(PlaywrightError):
-                await self._browser.close()
-            self._browser = None
+        for browser in (self._browser, self._scrollbar_browser):
+            if browser is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await browser.close()
+        self._browser = self._scrollbar_browser = None
         if self._playwright is not None:
             with contextlib.suppress(Exception):
                 await self._playwright.stop()
@@ -459,7 +497,7 @@ class BrowserManager:
     async def _drop_playwright(self) -> None:
         """Forget a Playwright whose driver died, and the browser and spares it drove."""
         playwright, self._playwright, self._driver_pid = self._playwright, None, None
-        self._browser = None
+        self._browser = self._scrollbar_browser = None
         self._pool.clear()
         if playwright is not None:
             with contextlib.suppress(Exception):
@@ -489,9 +527,34 @@ class BrowserManager:
                     f"{INSTALL_HINT}"
                 ) from err
             browser.on("disconnected", self._on_disconnected)
+            self.user_agent = standard_user_agent(browser.version)
             self._browser = browser
             self._launched = self._shared_launched = True
             self.last_error = None
+            return browser
+
+    async def _ensure_scrollbar_browser(self) -> Browser:
+        await self._ensure_browser()  # the shared one first: it sets user_agent, starts the driver
+        browser = self._scrollbar_browser
+        if browser is not None and browser.is_connected():
+            return browser
+        async with self._launch_lock:
+            browser = self._scrollbar_browser
+            if browser is not None and browser.is_connected():
+                return browser
+            playwright = await self._ensure_playwright()
+            try:
+                browser = await playwright.chromium.launch(
+                    **self._launch_options(),
+                    args=[*CHROMIUM_ARGS, self._marker, _SCROLLBARS_MARK],
+                    ignore_default_args=["--hide-scrollbars"],
+                )
+            except PlaywrightError as err:
+                raise BrowserUnavailableError(
+                    f"Could not launch Chromium at {self.executable}: {error_message(err)}. "
+                    f"{INSTALL_HINT}"
+                ) from err
+            self._scrollbar_browser = browser
             return browser
 
     def _on_disconnected(self, browser: Browser) -> None:
@@ -504,6 +567,7 @@ class BrowserManager:
             context = await browser.new_context(
                 viewport={"width": DEFAULT_VIEWPORT_WIDTH, "height": DEFAULT_VIEWPORT_HEIGHT},
                 device_scale_factor=DEFAULT_DEVICE_SCALE_FACTOR,
+                user_agent=standard_user_agent(browser.version),
             )
             page = await context.new_page()
         except PlaywrightError as err:
@@ -511,6 +575,7 @@ class BrowserManager:
                 f"The browser could not open a page: {error_message(err)}"
             ) from err
         sp = SessionPage(context, page, allow_file_urls=self.allow_file_urls)
+        sp.standard_user_agent = standard_user_agent(browser.version)
         sp.on_crash = self._crashed
         try:
             # Attached now, while the page waits in the pool, rather than on the session's first
@@ -558,6 +623,7 @@ class BrowserManager:
                 args=[*CHROMIUM_ARGS, self._marker, "--remote-debugging-port=0"],
                 viewport={"width": DEFAULT_VIEWPORT_WIDTH, "height": DEFAULT_VIEWPORT_HEIGHT},
                 device_scale_factor=DEFAULT_DEVICE_SCALE_FACTOR,
+                **({"user_agent": self.user_agent} if self.user_agent else {}),
             )
         except PlaywrightError as err:
             shutil.rmtree(user_data_dir, ignore_errors=True)
@@ -584,6 +650,15 @@ class BrowserManager:
             devtools_url=devtools_url,
             user_data_dir=user_data_dir,
         )
+        if context.browser is not None:
+            sp.standard_user_agent = standard_user_agent(context.browser.version)
+        if self.user_agent is None and sp.standard_user_agent is not None:
+            # No shared browser told the version before this launch: set it on the page now.
+            with contextlib.suppress(PlaywrightError):
+                cdp = await sp.cdp()
+                await cdp.send(
+                    "Emulation.setUserAgentOverride", {"userAgent": sp.standard_user_agent}
+                )
         self._cdp_pages.add(sp)
         self._live.add(sp)
         sp.on_close = self._released

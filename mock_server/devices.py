@@ -1,47 +1,40 @@
 """The device profiles `emulateDevice` accepts, and the `/screenshot/devices` list shape.
 
-Keys are Capture's snake_case device keys (reference section 6.7). Metrics and user agents follow
-Playwright's device descriptors where a matching device exists; phones use their full screen
-height (Capture's documented `iphone_15_pro` entry is 393x852 at DPR 3). This module owns static
-data only: it imports neither Playwright nor aiohttp.
+The list is Playwright's own device descriptors (`playwright.devices`, asked once per process
+from Playwright's driver in a worker thread: no browser is launched), keyed in Capture's style
+(`capture_key`: "iPhone 15 Pro" -> `iphone_15_pro`, "iPad (gen 7)" -> `ipad_gen_7`), plus the
+keys Capture's docs name that Playwright has no descriptor for (`DOCUMENTED_ALIASES`), each a
+copy of the nearest Playwright descriptor under Capture's key and name. Nothing else is added.
+
+`DEVICES` is a read-only mapping that loads on first use (about half a second, once per process:
+Playwright's driver starts and stops), so importing this module costs nothing and a server that
+never meets a device key never asks.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-_IOS_17 = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-_IOS_16 = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1"
-)
-_IPAD = (
-    "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-_CHROME_VERSION = "126.0.6478.122"
+# The device keys Capture's docs name (reference section 6.7).
+DOCUMENTED_KEYS = (
+    "iphone_15_pro", "iphone_15", "iphone_14", "pixel_8", "galaxy_s23", "ipad", "ipad_pro_12_9",
+    "ipad_air", "galaxy_tab_s9", "desktop_hd", "laptop",
+)  # fmt: skip
 
-
-def _android(model: str, *, mobile: bool = True) -> str:
-    suffix = "Mobile Safari/537.36" if mobile else "Safari/537.36"
-    return (
-        f"Mozilla/5.0 (Linux; Android 14; {model}) AppleWebKit/537.36 "
-        f"(KHTML, like Gecko) Chrome/{_CHROME_VERSION} {suffix}"
-    )
-
-
-_DESKTOP_CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-    f"(KHTML, like Gecko) Chrome/{_CHROME_VERSION} Safari/537.36"
-)
-_MAC_CHROME = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-    f"(KHTML, like Gecko) Chrome/{_CHROME_VERSION} Safari/537.36"
-)
+# Documented keys without a Playwright descriptor of their own: (name, nearest descriptor).
+DOCUMENTED_ALIASES = {
+    "galaxy_s23": ("Galaxy S23", "Galaxy S24"),  # same CSS size and density
+    "ipad": ("iPad", "iPad (gen 7)"),
+    "ipad_air": ("iPad Air", "iPad Pro 11"),
+    "ipad_pro_12_9": ("iPad Pro 12.9", "iPad Pro 11"),
+    "desktop_hd": ("Desktop HD", "Desktop Chrome"),  # 1280x720, HD
+    "laptop": ("Laptop", "Desktop Chrome HiDPI"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,55 +53,91 @@ class Device:
     key: str
     userAgent: str
     viewport: DeviceViewport
+    # window.screen, when the descriptor gives one (phones: the full screen, taller than the
+    # viewport); not part of the list's shape.
+    screen: tuple[int, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        entry = asdict(self)
+        del entry["screen"]
+        return entry
 
 
-def _phone(name: str, key: str, ua: str, w: int, h: int, dpr: float) -> Device:
-    return Device(name, key, ua, DeviceViewport(w, h, dpr, isMobile=True, hasTouch=True))
+def capture_key(name: str) -> str:
+    """Capture's key style: lower case, `_` for every run of spaces and punctuation."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _tablet(name: str, key: str, ua: str, w: int, h: int, dpr: float) -> Device:
-    return Device(name, key, ua, DeviceViewport(w, h, dpr, isMobile=True, hasTouch=True))
-
-
-def _desktop(name: str, key: str, ua: str, w: int, h: int, dpr: float = 1) -> Device:
+def from_descriptor(name: str, descriptor: dict[str, Any]) -> Device:
+    """A Device from one entry of Playwright's Python `devices` (snake_case keys)."""
+    width, height = descriptor["viewport"]["width"], descriptor["viewport"]["height"]
+    screen = descriptor.get("screen")
     return Device(
-        name, key, ua, DeviceViewport(w, h, dpr, isMobile=False, hasTouch=False, isLandscape=True)
+        name=name,
+        key=capture_key(name),
+        userAgent=descriptor["user_agent"],
+        viewport=DeviceViewport(
+            width=width,
+            height=height,
+            deviceScaleFactor=descriptor["device_scale_factor"],
+            isMobile=descriptor["is_mobile"],
+            hasTouch=descriptor["has_touch"],
+            isLandscape=width > height,
+        ),
+        screen=(screen["width"], screen["height"]) if screen else None,
     )
 
 
-_ALL: tuple[Device, ...] = (
-    _phone("iPhone 15 Pro Max", "iphone_15_pro_max", _IOS_17, 430, 932, 3),
-    _phone("iPhone 15 Pro", "iphone_15_pro", _IOS_17, 393, 852, 3),
-    _phone("iPhone 15", "iphone_15", _IOS_17, 393, 852, 3),
-    _phone("iPhone 14 Pro Max", "iphone_14_pro_max", _IOS_16, 430, 932, 3),
-    _phone("iPhone 14", "iphone_14", _IOS_16, 390, 844, 3),
-    _phone("iPhone 13", "iphone_13", _IOS_16, 390, 844, 3),
-    _phone("iPhone SE", "iphone_se", _IOS_16, 375, 667, 2),
-    _phone("Pixel 8", "pixel_8", _android("Pixel 8"), 412, 915, 2.625),
-    _phone("Pixel 8 Pro", "pixel_8_pro", _android("Pixel 8 Pro"), 448, 998, 3),
-    _phone("Pixel 7", "pixel_7", _android("Pixel 7"), 412, 915, 2.625),
-    _phone("Galaxy S23", "galaxy_s23", _android("SM-S911B"), 360, 780, 3),
-    _phone("Galaxy S24", "galaxy_s24", _android("SM-S921U"), 360, 780, 3),
-    _phone("Galaxy A55", "galaxy_a55", _android("SM-A556B"), 384, 832, 2.8125),
-    _tablet("iPad", "ipad", _IPAD, 810, 1080, 2),
-    _tablet("iPad Air", "ipad_air", _IPAD, 820, 1180, 2),
-    _tablet("iPad Mini", "ipad_mini", _IPAD, 768, 1024, 2),
-    _tablet("iPad Pro 11", "ipad_pro_11", _IPAD, 834, 1194, 2),
-    _tablet("iPad Pro 12.9", "ipad_pro_12_9", _IPAD, 1024, 1366, 2),
-    _tablet("Galaxy Tab S9", "galaxy_tab_s9", _android("SM-X710", mobile=False), 800, 1280, 2),
-    _desktop("Desktop HD", "desktop_hd", _DESKTOP_CHROME, 1920, 1080),
-    _desktop("Desktop", "desktop", _DESKTOP_CHROME, 1440, 900),
-    _desktop("Desktop 4K", "desktop_4k", _DESKTOP_CHROME, 3840, 2160),
-    _desktop("Laptop", "laptop", _DESKTOP_CHROME, 1366, 768),
-    _desktop("MacBook Pro 14", "macbook_pro_14", _MAC_CHROME, 1512, 982, 2),
-)
+def build_devices(descriptors: dict[str, dict[str, Any]]) -> dict[str, Device]:
+    """Every descriptor under its Capture key, then the documented aliases; keys never clash."""
+    devices: dict[str, Device] = {}
+    for name, descriptor in descriptors.items():
+        device = from_descriptor(name, descriptor)
+        if device.key in devices:
+            raise ValueError(f"Two Playwright devices share the key {device.key!r}")
+        devices[device.key] = device
+    for key, (name, nearest) in DOCUMENTED_ALIASES.items():
+        if key not in devices:
+            devices[key] = replace(devices[capture_key(nearest)], name=name, key=key)
+    return devices
 
-DEVICES: dict[str, Device] = {d.key: d for d in _ALL}
+
+@functools.cache
+def _playwright_descriptors() -> dict[str, dict[str, Any]]:
+    """Playwright's device descriptors, from its driver (asked from a worker thread: the sync
+    API refuses to run inside a running event loop)."""
+    from playwright.sync_api import sync_playwright
+
+    def ask() -> dict[str, dict[str, Any]]:
+        with sync_playwright() as playwright:
+            return dict(playwright.devices)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright-devices") as pool:
+        return pool.submit(ask).result()
+
+
+@functools.cache
+def _devices() -> dict[str, Device]:
+    return build_devices(_playwright_descriptors())
+
+
+class _Devices(Mapping[str, Device]):
+    """The device table, loaded from Playwright on first use."""
+
+    def __getitem__(self, key: str) -> Device:
+        return _devices()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_devices())
+
+    def __len__(self) -> int:
+        return len(_devices())
+
+
+DEVICES: Mapping[str, Device] = _Devices()
 
 
 def device_list() -> list[dict[str, Any]]:
-    """The `devices` array of `GET /screenshot/devices`, in a stable order."""
-    return [d.as_json() for d in _ALL]
+    """The `devices` array of `GET /screenshot/devices`, in a stable order (Playwright's, then
+    the documented aliases)."""
+    return [d.as_json() for d in _devices().values()]

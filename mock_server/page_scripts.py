@@ -215,3 +215,33 @@ METADATA = r"""() => {
     iframe: null,
   };
 }"""
+
+# The page's own background: "dark" (its own dark theme, e.g. under prefers-color-scheme: dark;
+# darkMode then leaves it alone rather than invert it to light), "light", or "none" (neither the
+# root nor the body paints one: the canvas' default white, which a filter on html does not reach).
+PAGE_BACKGROUND = r"""() => {
+  const paint = el => {
+    const m = el && getComputedStyle(el).backgroundColor.match(/rgba?\(([^)]+)\)/);
+    const p = m ? m[1].split(',').map(Number) : null;
+    return p && !(p.length > 3 && p[3] === 0) ? p : null;
+  };
+  const rgb = paint(document.documentElement) || paint(document.body);
+  if (!rgb) return 'none';
+  return (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255 < 0.5 ? 'dark' : 'light';
+}"""
+
+# darkMode's stylesheet: the page inverted (light backgrounds dark, text light, hues kept) and a
+# little dimmed; images, videos and canvases inverted back so they keep their colours.
+DARK_MODE_CSS = (
+    "html{filter:invert(1) hue-rotate(180deg) brightness(0.9) !important}"
+    "img,video,picture,canvas,iframe,svg image,[style*='background-image']"
+    "{filter:invert(1) hue-rotate(180deg) !important}"
+)
+# Added when the page paints no background, so the (inverted) page has one.
+DARK_MODE_CANVAS_CSS = "html{background-color:#fff}"
+
+# The page's full scroll height in CSS pixels (full=true with a clip rectangle).
+PAGE_HEIGHT = (
+    "() => Math.max(document.documentElement.scrollHeight, "
+    "document.body ? document.body.scrollHeight : 0)"
+)

@@ -263,3 +263,45 @@ LATE_OPTION = """<!doctype html>
 </script></body></html>"""
 
 EXTRA_PAGES["late-option"] = LATE_OPTION
+
+# -- pages for the image options, user agent and devices (tests/e2e/test_oneshot_fidelity.py) ---
+
+# No dark styles at all: default white canvas, black text, a red picture in the corner.
+PLAIN = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Plain</title></head>
+<body style="margin:0"><img id="red" src="/red.svg" width="40" height="40"
+ style="position:absolute;left:0;top:0"><p style="margin-top:60px">plain text</p></body></html>"""
+
+RED_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+    '<rect width="40" height="40" fill="#f00"/></svg>'
+)
+
+# Overflows in both directions, so a browser that shows scrollbars shows both.
+OVERFLOW = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Overflow</title></head>
+<body style="margin:0;background:#fff"><div style="width:3000px;height:3000px"></div></body></html>"""
+
+EXTRA_PAGES.update(plain=PLAIN, overflow=OVERFLOW)
+
+
+async def user_agent_page(request: web.Request) -> web.Response:
+    """`/ua`: the User-Agent header this request arrived with in `#header`, and the page's
+    navigator.userAgent in `#navigator`."""
+    from html import escape
+
+    header = escape(request.headers.get("User-Agent", ""))
+    return web.Response(
+        text="<html><head><title>UA</title></head><body>"
+        f"<p id='header'>{header}</p><p id='navigator'></p>"
+        "<script>document.getElementById('navigator').textContent = navigator.userAgent</script>"
+        "</body></html>",
+        content_type="text/html",
+    )
+
+
+async def red_svg(request: web.Request) -> web.Response:
+    return web.Response(text=RED_SVG, content_type="image/svg+xml")
+
+
+EXTRA_HANDLERS.update({"ua": user_agent_page, "red.svg": red_svg})

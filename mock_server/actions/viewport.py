@@ -2,15 +2,16 @@
 `goto`, `screenshot` and any action with `screenshot: true` (the dispatcher decides when).
 
 The precedence rules are in the README (Actions: payload fields the contract does not name).
+An explicit viewport (`vw`/`vh`, `viewport`, `scaleFactor`) without `emulateDevice` returns the page
+to a desktop: the payload's device scale factor or 1, the standard user agent, no touch, not
+mobile, even after an earlier `emulateDevice`.
 Imports no aiohttp: HTTP is the API layer's.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from mock_server.actions.payload import Payload, number, whole
-from mock_server.browser import SessionPage, Viewport
+from mock_server.browser import DEFAULT_DEVICE_SCALE_FACTOR, SessionPage, Viewport
 from mock_server.devices import DEVICES
 from mock_server.errors import BadRequestError
 from recorder.fields import VIEWPORT_OBJECT
@@ -76,7 +77,7 @@ def viewport_change(payload: Payload, current: Viewport) -> Viewport | None:
     if device_key is not None:
         if not isinstance(device_key, str) or device_key not in DEVICES:
             raise BadRequestError(
-                f"Unknown emulateDevice {device_key!r}; valid keys: {', '.join(DEVICES)}"
+                f"Unknown emulateDevice {device_key!r}; GET /screenshot/devices lists the keys"
             )
         device = DEVICES[device_key]
         vp = device.viewport
@@ -91,11 +92,10 @@ def viewport_change(payload: Payload, current: Viewport) -> Viewport | None:
     if size is None and dpr is None:
         return None
     width, height = size or (current.width, current.height)
-    return replace(
-        current,
+    return Viewport(
         width=width,
         height=height,
-        device_scale_factor=dpr if dpr is not None else current.device_scale_factor,
+        device_scale_factor=dpr if dpr is not None else DEFAULT_DEVICE_SCALE_FACTOR,
     )
 
 
@@ -113,8 +113,9 @@ async def apply_viewport(sp: SessionPage, vp: Viewport) -> None:
             "screenHeight": vp.height,
         },
     )
-    if vp.user_agent is not None and vp.user_agent != sp.viewport.user_agent:
-        await cdp.send("Emulation.setUserAgentOverride", {"userAgent": vp.user_agent})
+    user_agent = vp.user_agent or sp.standard_user_agent
+    if user_agent is not None and user_agent != (sp.viewport.user_agent or sp.standard_user_agent):
+        await cdp.send("Emulation.setUserAgentOverride", {"userAgent": user_agent})
     if vp.has_touch != sp.viewport.has_touch:
         await cdp.send(
             "Emulation.setTouchEmulationEnabled",

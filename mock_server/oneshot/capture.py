@@ -61,10 +61,18 @@ METADATA_FIELDS = (
 
 @contextlib.asynccontextmanager
 async def opened_page(
-    browser: BrowserManager, options: PageOptions, budget: Budget
+    browser: BrowserManager,
+    options: PageOptions,
+    budget: Budget,
+    *,
+    visual: bool = False,
+    scrollbars: bool = False,
 ) -> AsyncIterator[tuple[BrowserContext, Page]]:
-    """A fresh context and page on `options.url`, after waitFor and delay; closed on exit."""
-    context = await browser.new_context(**options.context_options())
+    """A fresh context and page on `options.url`, after waitFor and delay; closed on exit.
+
+    `visual` (image, animated): `darkMode` also restyles the page (`apply_dark_mode`).
+    `scrollbars`: the page shows them (headless Chromium hides them otherwise)."""
+    context = await browser.new_context(scrollbars=scrollbars, **options.context_options())
     try:
         page = await context.new_page()
         try:
@@ -80,6 +88,8 @@ async def opened_page(
                     "pass httpAuth (base64url of user:password)"
                 ) from err
             raise PageUnreachableError(f"Could not load {options.url}: {reason}") from err
+        if visual and options.dark_mode:
+            await apply_dark_mode(page)
         if options.wait_for is not None:
             await wait_for_selector(page, options.wait_for, budget)
         if options.delay_s:
@@ -88,6 +98,20 @@ async def opened_page(
     finally:
         with contextlib.suppress(PlaywrightError):
             await context.close()
+
+
+async def apply_dark_mode(page: Page) -> None:
+    """Capture's darkMode: invert the page's colours (images kept) unless it is already dark."""
+    try:
+        background = await page.evaluate(page_scripts.PAGE_BACKGROUND)
+        if background == "dark":
+            return
+        css = page_scripts.DARK_MODE_CSS
+        if background == "none":
+            css += page_scripts.DARK_MODE_CANVAS_CSS
+        await page.add_style_tag(content=css)
+    except PlaywrightError as err:
+        raise ActionFailedError(f"darkMode could not style the page: {error_message(err)}") from err
 
 
 async def wait_for_selector(page: Page, selector: str, budget: Budget) -> None:
@@ -108,7 +132,7 @@ async def wait_for_selector(page: Page, selector: str, budget: Budget) -> None:
 async def capture_image(browser: BrowserManager, opts: ImageOptions, budget: Budget) -> bytes:
     shot_type = "jpeg" if opts.type is ImageType.JPEG else "png"
     transparent = opts.transparent and opts.type is not ImageType.JPEG
-    async with opened_page(browser, opts.page, budget) as (_, page):
+    async with opened_page(browser, opts.page, budget, visual=True) as (_, page):
         if opts.selector is not None:
             element = page.locator(opts.selector).first
             try:
@@ -126,10 +150,23 @@ async def capture_image(browser: BrowserManager, opts: ImageOptions, budget: Bud
             kwargs: dict[str, Any] = {}
             if opts.clip is not None:
                 kwargs["clip"] = opts.clip
-            data = await page.screenshot(
-                type=shot_type, full_page=opts.full_page, omit_background=transparent,
-                timeout=budget.ms(), **kwargs,
-            )  # fmt: skip
+                if opts.full_page:
+                    # full=true overrides height clipping: the clip runs to the page's end.
+                    height = await page.evaluate(page_scripts.PAGE_HEIGHT)
+                    kwargs["clip"] = {**opts.clip, "height": max(1, height - opts.clip["y"])}
+            try:
+                data = await page.screenshot(
+                    type=shot_type, full_page=opts.full_page, omit_background=transparent,
+                    timeout=budget.ms(), **kwargs,
+                )  # fmt: skip
+            except PlaywrightError as err:
+                if "clip" not in kwargs or "Clipped area" not in error_message(err):
+                    raise
+                box = kwargs["clip"]
+                raise BadRequestError(
+                    f"The clip rectangle (left {box['x']:g}, top {box['y']:g}, width "
+                    f"{box['width']:g}, height {box['height']:g}) is outside the page"
+                ) from err
     if opts.resize is None and opts.type is not ImageType.WEBP:
         return data
     return await asyncio.to_thread(convert_image, data, opts.type, opts.resize)
@@ -194,7 +231,9 @@ def gif_size(width: int, height: int, scale: float) -> tuple[int, int]:
 async def capture_animated(browser: BrowserManager, opts: AnimatedOptions, budget: Budget) -> bytes:
     width, height, scale = opts.page.viewport
     recorder = GifRecorder(gif_size(width, height, scale))
-    async with opened_page(browser, opts.page, budget) as (context, page):
+    async with opened_page(
+        browser, opts.page, budget, visual=True, scrollbars=not opts.hide_scrollbars
+    ) as (context, page):
         cdp = await context.new_cdp_session(page)
         await record_frames(cdp.send, recorder, opts.duration_s)
         if recorder.frame_count == 0 and not recorder.has_pending:

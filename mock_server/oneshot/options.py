@@ -148,6 +148,9 @@ class PageOptions:
                 has_touch=vp.hasTouch,
                 user_agent=self.device.userAgent,
             )
+            if self.device.screen is not None:
+                width, height = self.device.screen
+                options["screen"] = {"width": width, "height": height}
         if self.user_agent:
             options["user_agent"] = self.user_agent
         if self.credentials is not None:
@@ -156,7 +159,9 @@ class PageOptions:
                 "password": self.credentials[1],
             }
         if self.dark_mode:
-            options["color_scheme"] = "dark"
+            # prefers-color-scheme for pages with a dark theme; CSP bypassed so that the
+            # stylesheet darkMode adds to the others (image, animated) is allowed.
+            options.update(color_scheme="dark", bypass_csp=True)
         return options
 
     @property
@@ -228,17 +233,23 @@ class ImageOptions:
     resize: tuple[int, int] | None = None
 
 
+def image_type(query: Query) -> ImageType:
+    """`type`, or its alias `format` (the official clients' spelling); with neither, WebP when
+    `bestFormat=true`, else PNG."""
+    name = "type" if query.text("type") is not None else "format"
+    best = query.flag("bestFormat")
+    raw = query.text(name)
+    if raw is None:
+        return ImageType.WEBP if best else ImageType.PNG
+    try:
+        return ImageType("jpeg" if raw.lower() == "jpg" else raw.lower())
+    except ValueError as err:
+        raise BadRequestError(f"{name} must be one of png, jpeg, webp (got {raw!r})") from err
+
+
 def parse_image(query: Query, *, allow_file: bool) -> ImageOptions:
     page = parse_page_options(query, allow_file=allow_file)
-    raw_type = (query.text("type") or "png").lower()
-    if raw_type == "jpg":
-        raw_type = "jpeg"
-    try:
-        image_type = ImageType(raw_type)
-    except ValueError as err:
-        raise BadRequestError(
-            f"type must be one of png, jpeg, webp (got {query.text('type')!r})"
-        ) from err
+    kind = image_type(query)
     selector = query.text("selector")
     if selector is None and query.text("selectorId") is not None:
         selector = id_selector(query.values["selectorId"])
@@ -259,11 +270,11 @@ def parse_image(query: Query, *, allow_file: bool) -> ImageOptions:
         raise BadRequestError("resizeWidth and resizeHeight must be given together")
     if resize_w is not None and resize_h is not None:
         resize = (resize_w, resize_h)
-    query.flag("bestFormat")
     return ImageOptions(
         page=page,
-        type=image_type,
-        full_page=query.flag("full"),
+        type=kind,
+        # `fullPage` is the official clients' spelling of `full`; `full` wins when both are given.
+        full_page=query.flag("full", query.flag("fullPage")),
         transparent=query.flag("transparent"),
         selector=selector,
         clip=clip,
@@ -335,16 +346,18 @@ def parse_pdf(query: Query, *, allow_file: bool) -> PdfOptions:
 class AnimatedOptions:
     page: PageOptions
     duration_s: int = DEFAULT_DURATION_S
+    hide_scrollbars: bool = True
 
 
 def parse_animated(query: Query, *, allow_file: bool) -> AnimatedOptions:
     page = parse_page_options(
         query, allow_file=allow_file, max_delay=MAX_ANIMATED_DELAY_S, strict_device=False
     )
-    query.flag("hideScrollbars", True)
     duration = query.integer("duration", DEFAULT_DURATION_S, 1, MAX_DURATION_S)
     assert duration is not None
-    return AnimatedOptions(page=page, duration_s=duration)
+    return AnimatedOptions(
+        page=page, duration_s=duration, hide_scrollbars=query.flag("hideScrollbars", True)
+    )
 
 
 PARSERS: dict[str, Callable[..., object]] = {

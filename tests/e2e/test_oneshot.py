@@ -148,7 +148,7 @@ async def test_image_dark_mode_sets_prefers_color_scheme(client: Capture, site: 
 
 
 async def test_image_emulate_device_sets_viewport_and_scale(client: Capture, site: PageServer):
-    data = await client.fetch_image(site.url("/"), {"emulateDevice": "iphone_se"})
+    data = await client.fetch_image(site.url("/"), {"emulateDevice": "iphone_se_3rd_gen"})
     assert image(data).size == (375 * 2, 667 * 2)
 
 
