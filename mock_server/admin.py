@@ -29,7 +29,16 @@ from mock_server.errors import (
 from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
-from mock_server.state import BROWSER, CLOCK, CONFIG, JOURNAL, LIVE, REGISTRY, REPLAY
+from mock_server.state import (
+    BROWSER,
+    CLOCK,
+    CONFIG,
+    JOURNAL,
+    LIVE,
+    ONESHOT_CACHE,
+    REGISTRY,
+    REPLAY,
+)
 
 MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
@@ -134,6 +143,7 @@ async def reset_state(app: web.Application) -> None:
     if isinstance(clock, ManualClock):
         clock.reset(app[CONFIG].manual_clock_start)
     app[JOURNAL].clear()
+    app[ONESHOT_CACHE].clear()
 
 
 async def cassettes(request: web.Request) -> web.Response:

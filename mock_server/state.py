@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +18,11 @@ from mock_server.config import Mode, ServerConfig
 from mock_server.live import LiveRunner
 from mock_server.replay.engine import ReplayEngine
 from mock_server.sessions import SessionRegistry
+
+if TYPE_CHECKING:  # the one-shot package imports this module
+    from mock_server.oneshot.batch import BatchRunner
+    from mock_server.oneshot.cache import OneshotCache
+    from mock_server.oneshot.storage import ObjectStore
 
 JOURNAL_SIZE = 10_000
 
@@ -56,5 +61,8 @@ REGISTRY = web.AppKey("capture_registry", SessionRegistry)
 LIVE = web.AppKey("capture_live", LiveRunner)
 REPLAY = web.AppKey("capture_replay", ReplaySlot)
 JOURNAL = web.AppKey("capture_journal", Journal)
+ONESHOT_CACHE: web.AppKey[OneshotCache] = web.AppKey("capture_oneshot_cache")
+OBJECT_STORE: web.AppKey[ObjectStore] = web.AppKey("capture_object_store")
+BATCHES: web.AppKey[BatchRunner] = web.AppKey("capture_batches")
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)
