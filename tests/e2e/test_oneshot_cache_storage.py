@@ -22,6 +22,7 @@ from capture import Capture
 from PIL import Image
 from yarl import URL
 
+from mock_server.config import Mode
 from mock_server.oneshot.cache import DEFAULT_TTL_S
 from mock_server.state import OBJECT_STORE
 from tests.emulator import RunningEmulator, emulator_config
@@ -275,3 +276,32 @@ async def test_animated_is_stored_as_gif(fresh_emu: RunningEmulator, site: PageS
     assert (status, resp.content_type) == (200, "image/gif")
     status, resp, stored = await fetch(fresh_emu.url + "/__storage/key/clip.gif")
     assert (status, resp.content_type, stored) == (200, "image/gif", body)
+
+
+# -- replay and hybrid -------------------------------------------------------------------------
+
+
+async def test_a_replayed_oneshot_stays_replayed_and_only_live_renders_are_cached(
+    site: PageServer,
+):
+    examples = Path(__file__).resolve().parents[2] / "cassettes" / "examples"
+    config = emulator_config(mode=Mode.HYBRID, cassettes=(examples / "oneshot.msgpack",))
+    running = await RunningEmulator(config).start()
+    try:
+        client = sdk(running, key="demo", secret="any-secret")
+        recorded = client.build_image_url("http://127.0.0.1:8765/", {"vw": 800, "vh": 600})
+        first = await fetch(recorded)
+        second = await fetch(recorded)
+        assert first[0] == second[0] == 200 and first[2] == second[2]
+        assert first[1].headers["X-Capture-Replay"] == second[1].headers["X-Capture-Replay"]
+        COLOUR["value"] = RED
+        live = client.build_image_url(site.url("/colour"), SMALL)
+        assert colour_of((await fetch(live))[2]) == RGB[RED]
+        COLOUR["value"] = BLUE
+        assert colour_of((await fetch(live))[2]) == RGB[RED]
+        status, body = await running.call("GET", "/__admin/requests", token=None)
+        found = [entry["source"] for entry in body["requests"]]
+        assert "cache" not in found[:2] and "live" not in found[0]
+        assert found[2:] == ["live (one-shot not recorded)", "cache"]
+    finally:
+        await running.stop()
