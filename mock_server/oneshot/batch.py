@@ -11,7 +11,9 @@ in one of the shared one-shot capture slots (`routes.render`, waiting its turn),
 object store as `s3Redirect` uploads do. An item that fails is reported and the others go on.
 With `notification_uri`, the results (or each item's error) are POSTed there as JSON, without
 following redirects. `BatchRunner` owns the tasks and the webhook client; the app opens and
-closes it. Must not import `mock_server.app`.
+closes it. With cassettes loaded, a recorded batch request is answered as recorded (matched on
+path and body, after the signature check); in hybrid mode an unrecorded one runs live. Must not
+import `mock_server.app`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from mock_server.oneshot.storage import (
     parse_storage,
     store,
 )
+from mock_server.routes import answer
 from mock_server.signing import verify_body_signature
+from mock_server.state import REPLAY
 from recorder.contract import BATCH_ENDPOINTS, BATCH_SIGNATURE_HEADER
 from recorder.verify import is_loopback_host
 
@@ -318,10 +322,16 @@ class BatchRunner:
 def setup_batches(app: web.Application, runner: BatchRunner) -> None:
     """Register the two batch endpoints and `GET /__admin/batches[/{id}]`."""
 
-    async def submit(request: web.Request) -> web.Response:
+    async def submit(request: web.Request) -> web.StreamResponse:
         endpoint, key = request.match_info["endpoint"], request.match_info["api_key"]
         raw = await request.read()
         verify_body_signature(runner.users, key, request.headers.get(BATCH_SIGNATURE_HEADER), raw)
+        engine = request.app[REPLAY].engine
+        if engine is not None:  # a recorded batch answers as recorded (no items run, no webhook)
+            outcome = engine.sessionless("POST", request.path, request.query_string, raw, "batch")
+            replayed = await answer(request, outcome)
+            if replayed is not None:
+                return replayed
         batch = runner.parse(request, endpoint, key, parse_json(raw))
         runner.start(batch)
         return json_response(

@@ -20,7 +20,9 @@ import pytest_asyncio
 from aiohttp import web
 from PIL import Image
 
+from mock_server.config import Mode
 from mock_server.serving import listen_on_loopback
+from mock_server.state import BROWSER
 from recorder.cassette import open_cassette
 from recorder.contract import sign_body
 from recorder.proxy import ProxyConfig
@@ -271,7 +273,7 @@ async def test_an_allowed_webhook_host_is_accepted(emu: RunningEmulator, site: P
     assert status == 404
 
 
-async def test_recording_a_batch_keeps_the_key_and_redacts_the_signature(
+async def test_a_recorded_batch_keeps_the_key_hides_the_signature_and_replays(
     site: PageServer, tmp_path: Path
 ):
     upstream = await RunningEmulator(emulator_config(users={KEY: SECRET})).start()
@@ -299,3 +301,18 @@ async def test_recording_a_batch_keeps_the_key_and_redacts_the_signature(
     assert item.request.path == f"/batch-image/{KEY}" and item.request.body == raw
     headers = {k.lower(): v for k, v in item.request.headers}
     assert headers["x-req-signature"] == "<redacted>"
+    replaying = await RunningEmulator(
+        emulator_config(users={KEY: SECRET}, mode=Mode.REPLAY, cassettes=(cassette,))
+    ).start()
+    try:
+        status, answer = await post_batch(replaying, raw, sign_body(SECRET, raw))
+        assert status == 202 and replaying.last_headers["X-Capture-Replay"] == "hit"
+        assert answer["total"] == 1 and answer["id"].startswith("batch_")
+        other = encode({"data": [{"url": site.url("/form")}]})
+        status, _ = await post_batch(replaying, other, sign_body(SECRET, other))
+        assert status == 502 and replaying.last_headers["X-Capture-Replay"] == "miss"
+        status, _ = await post_batch(replaying, raw, "bad")
+        assert status == 401
+        assert replaying.app[BROWSER].launched is False
+    finally:
+        await replaying.stop()
