@@ -36,14 +36,6 @@ SMALL = {"vw": 200, "vh": 120}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def site() -> AsyncIterator[PageServer]:
-    server = PageServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def emu(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningEmulator]:
     storage = tmp_path_factory.mktemp("storage")
     running = await RunningEmulator(emulator_config(storage_dir=storage)).start()
