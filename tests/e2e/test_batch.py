@@ -308,3 +308,24 @@ async def test_a_recorded_batch_keeps_the_key_hides_the_signature_and_replays(
         assert replaying.app[BROWSER].launched is False
     finally:
         await replaying.stop()
+
+
+async def test_batch_items_wait_their_turn_for_a_slot_instead_of_503(
+    site: PageServer, webhook: Webhook
+):
+    """One capture slot and no queue: a one-shot would be 503 while another runs; batch items
+    wait for the slot instead."""
+    running = await RunningEmulator(emulator_config(oneshot_slots=1, oneshot_queue=0)).start()
+    try:
+        raw = encode(
+            {
+                "notification_uri": webhook.url,
+                "data": [{"url": site.url("/"), "options": {"vw": 100 + i}} for i in range(3)],
+            }
+        )
+        status, _ = await post_batch(running, raw, "any signature (no --users)", key="anyone")
+        assert status == 202
+        note = await webhook.next()
+        assert (note["succeeded"], note["failed"]) == (3, 0), note
+    finally:
+        await running.stop()
