@@ -26,6 +26,7 @@ from mock_server.state import BROWSER
 from recorder.cassette import open_cassette
 from recorder.contract import sign_body
 from recorder.proxy import ProxyConfig
+from recorder.verify import verify_cassette
 from tests.emulator import ApiClient, RunningEmulator, emulator_config
 from tests.pages import PageServer
 from tests.recorder.conftest import running_proxy
@@ -308,6 +309,17 @@ async def test_a_recorded_batch_keeps_the_key_hides_the_signature_and_replays(
         assert replaying.app[BROWSER].launched is False
     finally:
         await replaying.stop()
+
+    # verify re-signs the body (the recorded signature is redacted) with the caller's secret
+    target = await RunningEmulator(emulator_config(users={KEY: SECRET})).start()
+    try:
+        token = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+        with open_cassette(cassette) as reader:
+            result = await verify_cassette(reader, target.url, token=token)
+        assert result.sent == 1
+        assert await batch_count(target) == 1
+    finally:
+        await target.stop()
 
 
 async def test_batch_items_wait_their_turn_for_a_slot_instead_of_503(
