@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from mock_server.errors import BadRequestError
+from mock_server.errors import BadRequestError, CaptureError
 from mock_server.oneshot.cache import Rendered, cache_key
 from mock_server.oneshot.options import Query
 from mock_server.state import SOURCE
@@ -194,7 +194,13 @@ async def store(
         return None
     ext = EXTENSIONS.get(rendered.content_type, "bin")
     key = object_key(api_key, endpoint, raw_query, options, ext)
-    await objects.put(key, rendered.body, rendered.content_type, options.acl)
+    try:
+        await objects.put(key, rendered.body, rendered.content_type, options.acl)
+    except OSError as err:
+        raise CaptureError(
+            f"Could not store {key} in the local object store ({objects.root}): "
+            f"{err.strerror or err}"
+        ) from err
     return key
 
 

@@ -297,3 +297,18 @@ async def test_a_replayed_oneshot_stays_replayed_and_only_live_renders_are_cache
         assert found[2:] == ["live (one-shot not recorded)", "cache"]
     finally:
         await running.stop()
+
+
+async def test_a_store_that_cannot_be_written_is_a_json_error(
+    fresh_emu: RunningEmulator, site: PageServer
+):
+    blocker = fresh_emu.config.storage_dir / "blocked"
+    blocker.write_bytes(b"a file where the key's folder would go")
+    try:
+        client = sdk(fresh_emu, key="blocked")
+        status, resp, body = await fetch(client.build_image_url(site.url("/colour"), SMALL))
+        assert (status, resp.content_type) == (500, "application/json")
+        answer = json.loads(body)
+        assert answer["success"] is False and "local object store" in answer["error"]
+    finally:
+        blocker.unlink()
