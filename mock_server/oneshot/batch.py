@@ -255,10 +255,10 @@ class BatchRunner:
 
     def start(self, batch: Batch) -> None:
         self.batches[batch.id] = batch
-        while len(self.batches) > KEEP_BATCHES:
-            _, old = self.batches.popitem(last=False)
-            if old.task is not None:
-                old.task.cancel()
+        if len(self.batches) > KEEP_BATCHES:  # forget the oldest finished ones, never a running one
+            finished = [b.id for b in self.batches.values() if b.finished_at is not None]
+            for old in finished[: len(self.batches) - KEEP_BATCHES]:
+                del self.batches[old]
         batch.task = asyncio.create_task(self._run(batch))
 
     async def _run(self, batch: Batch) -> None:
