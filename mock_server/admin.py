@@ -30,7 +30,17 @@ from mock_server.field_warnings import WARNINGS, list_warnings
 from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
-from mock_server.state import BROWSER, CLOCK, CONFIG, FAULTS, JOURNAL, LIVE, REGISTRY, REPLAY
+from mock_server.state import (
+    BROWSER,
+    CLOCK,
+    CONFIG,
+    FAULTS,
+    JOURNAL,
+    LIVE,
+    ONESHOT_CACHE,
+    REGISTRY,
+    REPLAY,
+)
 
 MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
@@ -144,6 +154,7 @@ async def reset_state(app: web.Application) -> None:
         clock.reset(app[CONFIG].manual_clock_start)
     app[JOURNAL].clear()
     app[WARNINGS].clear()
+    app[ONESHOT_CACHE].clear()
 
 
 async def cassettes(request: web.Request) -> web.Response:

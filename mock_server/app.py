@@ -31,18 +31,24 @@ from mock_server.field_warnings import (
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
 from mock_server.oneshot import CaptureSlots, setup_oneshot
+from mock_server.oneshot.batch import BatchRunner, setup_batches
+from mock_server.oneshot.cache import OneshotCache
+from mock_server.oneshot.storage import ObjectStore, add_storage_routes
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
 from mock_server.replay.player import Player
 from mock_server.routes import add_routes, oneshot_replay_middleware
 from mock_server.sessions import SessionRegistry
 from mock_server.state import (
+    BATCHES,
     BROWSER,
     CLOCK,
     CONFIG,
     FAULTS,
     JOURNAL,
     LIVE,
+    OBJECT_STORE,
+    ONESHOT_CACHE,
     REGISTRY,
     REPLAY,
     Journal,
@@ -84,12 +90,23 @@ def make_app(config: ServerConfig) -> web.Application:
     player = load_player(config, config.cassettes) if config.cassettes else None
     app.cleanup_ctx.append(_resources(config, player))
     add_routes(app)
-    setup_oneshot(
-        app,
-        app[BROWSER],
-        config.users,
-        slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
+    slots = CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait)
+    cache = app[ONESHOT_CACHE] = OneshotCache(
+        app[CLOCK], config.oneshot_cache_ttl, config.oneshot_cache_bytes
     )
+    objects = app[OBJECT_STORE] = ObjectStore(config.storage_dir)
+    setup_oneshot(app, app[BROWSER], config.users, slots=slots, cache=cache, objects=objects)
+    add_storage_routes(app, objects)
+    app[BATCHES] = BatchRunner(
+        app[BROWSER],
+        slots,
+        objects,
+        app[CLOCK],
+        users=config.users,
+        max_items=config.batch_max,
+        allowed_hosts=config.allow_webhook_hosts,
+    )
+    setup_batches(app, app[BATCHES])
     add_admin_routes(app)
     add_fault_routes(app)
     setup_cdp(app)
@@ -121,9 +138,12 @@ def _resources(
             clock.subscribe(registry.sweep)
         expiry = None if clock.manual else asyncio.create_task(registry.run_expiry())
         warm = asyncio.create_task(browser.warm_up()) if config.warm_browser else None
+        app[OBJECT_STORE].open()
         try:
             yield
         finally:
+            await app[BATCHES].close()
+            app[OBJECT_STORE].close()
             for task in (expiry, warm):
                 if task is not None:
                     task.cancel()

@@ -263,6 +263,43 @@ main.add_command(record)
     help="How long (server clock) the token of a CDP connectUrl may open a connection after "
     "it was minted (each create and GET mints one).",
 )
+@click.option(
+    "--oneshot-cache-ttl",
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="Identical one-shots within this time (server clock) are answered from the cache; "
+    "0 turns it off.",
+)
+@click.option(
+    "--oneshot-cache-mb",
+    default=256.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Memory for cached one-shot answers; the least recently used go first.",
+)
+@click.option(
+    "--storage-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the local object store standing in for S3 (fileName, s3Acl, s3Redirect). "
+    "[default: a temporary folder, removed at stop]",
+)
+@click.option(
+    "--batch-max",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Items per batch request (POST /batch-image|batch-pdf/{apiKey}) at most.",
+)
+@click.option(
+    "--allow-webhook-host",
+    "allow_webhook_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="A host besides loopback that a batch notification_uri may target (repeatable).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -294,6 +331,11 @@ def serve(
     faults_file: Path | None,
     fault_seed: int,
     cdp_token_ttl: float,
+    oneshot_cache_ttl: float,
+    oneshot_cache_mb: float,
+    storage_dir: Path | None,
+    batch_max: int,
+    allow_webhook_hosts: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -367,6 +409,11 @@ def serve(
         faults=faults,
         fault_seed=fault_seed,
         cdp_token_ttl=cdp_token_ttl,
+        oneshot_cache_ttl=oneshot_cache_ttl,
+        oneshot_cache_bytes=int(oneshot_cache_mb * 1024 * 1024),
+        storage_dir=storage_dir,
+        batch_max=batch_max,
+        allow_webhook_hosts=allow_webhook_hosts,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"

@@ -143,6 +143,15 @@ class ServerConfig:
     fault_seed: int = 0
     # Seconds (server clock) a CDP connectUrl's token may open a connection after being minted.
     cdp_token_ttl: float = DEFAULT_CDP_TOKEN_TTL_SECONDS
+    # Identical one-shots within this many seconds (server clock) are answered from the cache
+    # (0: no cache), whose bodies hold at most `oneshot_cache_bytes`, least recently used out.
+    oneshot_cache_ttl: float = 7 * 24 * 3600.0
+    oneshot_cache_bytes: int = 256 * 1024 * 1024
+    # The local object store standing in for S3; None: a temporary folder, removed at stop.
+    storage_dir: Path | None = None
+    # Items per batch request at most; hosts besides loopback a notification_uri may target.
+    batch_max: int = 100
+    allow_webhook_hosts: tuple[str, ...] = ()
 
 
 def read_users_file(path: Path) -> dict[str, str | tuple[str, ...]]:

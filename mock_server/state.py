@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,6 +19,11 @@ from mock_server.fault_rules import FaultBook
 from mock_server.live import LiveRunner
 from mock_server.replay.engine import ReplayEngine
 from mock_server.sessions import SessionRegistry
+
+if TYPE_CHECKING:  # the one-shot package imports this module
+    from mock_server.oneshot.batch import BatchRunner
+    from mock_server.oneshot.cache import OneshotCache
+    from mock_server.oneshot.storage import ObjectStore
 
 JOURNAL_SIZE = 10_000
 
@@ -58,6 +63,9 @@ LIVE = web.AppKey("capture_live", LiveRunner)
 REPLAY = web.AppKey("capture_replay", ReplaySlot)
 JOURNAL = web.AppKey("capture_journal", Journal)
 FAULTS = web.AppKey("capture_faults", FaultBook)
+ONESHOT_CACHE: web.AppKey[OneshotCache] = web.AppKey("capture_oneshot_cache")
+OBJECT_STORE: web.AppKey[ObjectStore] = web.AppKey("capture_object_store")
+BATCHES: web.AppKey[BatchRunner] = web.AppKey("capture_batches")
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)
 # Fields a fired fault rule adds to the request's journal entry (its id; a dropped connection).

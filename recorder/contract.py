@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import math
 import re
 from datetime import UTC, datetime
@@ -36,6 +37,11 @@ ONESHOT_ENDPOINTS: tuple[str, ...] = ("image", "pdf", "content", "metadata", "an
 SESSION_PATH = re.compile(r"^/v1/sessions/([^/?]+)(/actions)?/?$")
 # /{key}/{hash}/{endpoint}: group 1 the API key, 2 the hash, 3 the endpoint.
 SIGNED_PATH = re.compile(rf"^/([^/]+)/([^/]+)/({'|'.join(ONESHOT_ENDPOINTS)})/?$")
+# POST /batch-{image|pdf}/{apiKey} (reference 6.9): group 1 the endpoint, 2 the API key (a key,
+# not a secret); the body is signed in the header BATCH_SIGNATURE_HEADER (a secret).
+BATCH_ENDPOINTS: tuple[str, ...] = ("image", "pdf")
+BATCH_PATH = re.compile(rf"^/batch-({'|'.join(BATCH_ENDPOINTS)})/([^/]+)/?$")
+BATCH_SIGNATURE_HEADER = "x-req-signature"
 
 
 def is_create(method: str, path: str) -> bool:
@@ -79,6 +85,16 @@ def blank_signature(path: str, placeholder: str) -> str:
         return path
     key, _, endpoint = parts
     return f"/{key}/{placeholder}/{endpoint}"
+
+
+def batch_parts(path: str) -> tuple[str, str] | None:
+    """(endpoint, API key) of a batch path (`/batch-image/{apiKey}`), else None."""
+    match = BATCH_PATH.match(path)
+    return (match.group(1), unquote(match.group(2))) if match else None
+
+
+def batch_path(endpoint: str, key: str) -> str:
+    return f"/batch-{endpoint}/{key}"
 
 
 def signed_path(key: str, signature: str, endpoint: str) -> str:
@@ -166,6 +182,10 @@ def main_argument(path: str, query: str, body: bytes) -> str | None:
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key == "url":
                 return value
+    if BATCH_PATH.match(path):
+        data = json_or_none(body)
+        items = data.get("data") if isinstance(data, dict) else None
+        return f"{len(items)} items" if isinstance(items, list) else None
     return None
 
 
@@ -204,6 +224,31 @@ def sign(secret: str, raw_query: str) -> str:
     """A one-shot URL's hash: lowercase hex md5 of `secret + raw_query`, the query exactly as
     sent (official clients order and encode parameters differently, so it is never rebuilt)."""
     return hashlib.md5((secret + raw_query).encode("utf-8")).hexdigest()
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """A batch request's `x-req-signature`: lowercase hex HMAC-SHA256 of the raw body keyed with
+    the API secret (reference 6.9; the docs do not say hex or base64, so both are accepted)."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def body_signature_matches(secret: str, body: bytes, received: str) -> bool:
+    """Whether `received` is the body's HMAC-SHA256 under `secret`, written in hex (any case) or
+    base64 (standard or URL-safe, padding optional)."""
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    text = received.strip()
+    digest: bytes | None = None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        digest = bytes.fromhex(text)
+    else:
+        padded = text + "=" * (-len(text) % 4)
+        for altchars in (None, b"-_"):
+            try:
+                digest = base64.b64decode(padded, altchars=altchars, validate=True)
+                break
+            except (binascii.Error, ValueError):
+                continue
+    return digest is not None and hmac.compare_digest(digest, expected)
 
 
 # -- billing and time -----------------------------------------------------------------------------

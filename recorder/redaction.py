@@ -4,7 +4,9 @@
 
 1. `Authorization` keeps its scheme and userId, never the secret: `Bearer <redacted user=user_123>`.
    Headers named by the rules (and cookies) become `<redacted>`.
-2. The hash segment of signed one-shot URLs `/{key}/{hash}/{endpoint}` becomes `<redacted>`.
+2. The hash segment of signed one-shot URLs `/{key}/{hash}/{endpoint}` becomes `<redacted>`,
+   and so does a batch request's body signature header (`x-req-signature`); the API key in a
+   batch path `/batch-image/{apiKey}` is a key, not a secret, and stays.
 3. In request JSON bodies: the dotted `json_paths`, and by default the text of `fill` / `type` /
    `type_text` actions aimed at password, secret, token or OTP fields.
 4. Fail closed: the whole record (headers, path, query, bodies, encoded bodies decoded) is
@@ -25,8 +27,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from recorder.bodies import BodyDecodeError, codings_of, decode
+from recorder.bodies import BodyDecodeError, codings_of, decode, header_value
 from recorder.contract import (
+    BATCH_SIGNATURE_HEADER,
     CDP_TOKEN_PARAM,
     blank_signature,
     decode_credentials,
@@ -38,7 +41,11 @@ from recorder.records import Headers, Interaction, RecordedRequest, RecordedResp
 
 REDACTED = "<redacted>"
 _REDACTED_B = REDACTED.encode()
-DEFAULT_REDACTED_HEADERS = frozenset({"proxy-authorization", "cookie", "set-cookie"})
+# A batch request's body signature (`x-req-signature`) is a secret too: with the body it would
+# let anyone replay that batch.
+DEFAULT_REDACTED_HEADERS = frozenset(
+    {"proxy-authorization", "cookie", "set-cookie", BATCH_SIGNATURE_HEADER}
+)
 TEXT_ACTIONS = frozenset({"fill", "type", "type_text"})
 TEXT_FIELDS = ("value", "text")
 SECRET_SELECTOR = re.compile(
@@ -280,6 +287,9 @@ class Redactor:
         if signed:
             path = blank_signature(path, REDACTED)
             extra = encodings_of(signed[1])
+        body_signature = header_value(req.headers, BATCH_SIGNATURE_HEADER)
+        if body_signature and body_signature != REDACTED:
+            extra += encodings_of(body_signature)
         req_body = self._request_body(req.body)
         encoded = bool(codings_of(resp_headers))
         decoded, withheld = resp.body, None

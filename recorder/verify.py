@@ -26,6 +26,9 @@ import aiohttp
 
 from recorder.cassette import Cassette
 from recorder.contract import (
+    BATCH_SIGNATURE_HEADER,
+    batch_parts,
+    batch_path,
     bearer_token,
     decode_credentials,
     is_create,
@@ -33,6 +36,7 @@ from recorder.contract import (
     session_id_of,
     session_path,
     sign,
+    sign_body,
     signed_parts,
     signed_path,
 )
@@ -109,17 +113,24 @@ class _Run:
             return f"Bearer {self.token}"
         return bearer_token(item.user or "verify", LOCAL_SECRET)
 
+    def credentials(self, recorded_key: str) -> tuple[str, str]:
+        """The key and secret a signed request is re-signed with: the caller's own when the
+        token is theirs (the real API checks it); otherwise the recorded key, which a local
+        emulator without users accepts."""
+        creds = decode_credentials(self.token, padded=True) if self.token else None
+        return creds if creds is not None else (recorded_key, LOCAL_SECRET)
+
     def live_target(self, item: Interaction) -> tuple[str, bool]:
-        """The path to send and whether it is a signed one-shot URL (no Authorization header)."""
+        """The path to send and whether it is signed (a one-shot URL or a batch: no
+        Authorization header)."""
         path, query = item.request.path, item.request.query
         signed = signed_parts(path)
         if signed is not None:
-            # Re-signed with the caller's own key when the token is theirs (the real API checks
-            # it); otherwise the recorded key, which a local emulator without users accepts.
-            key, _, endpoint = signed
-            creds = decode_credentials(self.token, padded=True) if self.token else None
-            key, secret = creds if creds is not None else (key, LOCAL_SECRET)
-            return signed_path(key, sign(secret, query), endpoint), True
+            key, secret = self.credentials(signed[0])
+            return signed_path(key, sign(secret, query), signed[2]), True
+        batch = batch_parts(path)
+        if batch is not None:
+            return batch_path(batch[0], self.credentials(batch[1])[0]), True
         return map_session_path(path, self.live_ids), False
 
     async def send(self, item: Interaction) -> tuple[RecordedRequest, RecordedResponse]:
@@ -135,6 +146,10 @@ class _Run:
         )
         if not signed:
             headers["Authorization"] = authorization
+        batch = batch_parts(item.request.path)
+        if batch is not None:  # the recorded signature is redacted: sign the body again
+            secret = self.credentials(batch[1])[1]
+            headers[BATCH_SIGNATURE_HEADER] = sign_body(secret, item.request.body)
         url = self.target + path + (f"?{item.request.query}" if item.request.query else "")
         try:
             async with self.http.request(
@@ -220,7 +235,7 @@ async def verify_cassette(
                     break
                 item = cassette.load(entry)
                 request, response = await run.send(item)
-                signed = signed_parts(request.path) is not None
+                signed = signed_parts(request.path) or batch_parts(request.path)
                 live.append(
                     Exchange(
                         label=f"live#{entry.seq}",

@@ -305,3 +305,17 @@ async def red_svg(request: web.Request) -> web.Response:
 
 
 EXTRA_HANDLERS.update({"ua": user_agent_page, "red.svg": red_svg})
+# `/colour`: one flat colour filling the viewport, `COLOUR["value"]` at the time of the request
+# (tests change it between two identical one-shots to tell a cached capture from a new one).
+COLOUR = {"value": "#ff0000"}
+
+
+async def colour_page(request: web.Request) -> web.Response:
+    html = (
+        "<!doctype html><html><head><title>Colour</title><style>html,body{margin:0;height:100%;"
+        f"background:{COLOUR['value']}}}</style></head><body></body></html>"
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+EXTRA_HANDLERS["colour"] = colour_page

@@ -10,6 +10,10 @@ budget. Statuses and the options accepted without local effect are written in th
 - `capture`: the captures on the browser (no HTTP)
 - `routes`: the aiohttp handler, `setup_oneshot`, the fair capture slots (`CaptureSlots`) and
   the refusal of a URL that points at this server itself
+- `cache`: identical requests answered from memory within the TTL (`fresh`, `timestamp`)
+- `storage`: the local object store standing in for S3 (`fileName`, `s3Acl`, `s3Redirect`,
+  `skipUpload`) and `GET /__storage/{key}`
+- `batch`: `POST /batch-image|batch-pdf/{apiKey}`, run in the background on the same slots
 
 It must not import `mock_server.app` (the app imports it).
 """

@@ -6,8 +6,12 @@ points at this server itself (its port on a loopback or own address) is refused 
 one-shots would hold every slot waiting on each other). Then it waits its turn for a capture slot
 (`CaptureSlots`: first come, first served; 503 when the queue is full or the wait runs out) and
 runs within one time budget (`timeout`, delay and the wait for a slot included): past it 504.
-Errors are raised as `mock_server.errors` ones for the app's error middleware to answer. Must
-not import `mock_server.app` (it imports this).
+An identical request within the cache's TTL is answered from `OneshotCache` without a page
+(journal source `cache`; `fresh=true` renders anew); image, pdf and animated captures then go
+through the object store (`storage.deliver`: stored unless `skipUpload`, 302 with `s3Redirect`).
+`render` is the capture the batch endpoints share. Errors are raised as `mock_server.errors`
+ones for the app's error middleware to answer. Must not import `mock_server.app` (it imports
+this).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mock_server.auth import Users
 from mock_server.browser import error_message
 from mock_server.errors import ActionTimeoutError, BadRequestError, CaptureBusyError, CaptureError
 from mock_server.http import json_response
+from mock_server.oneshot.cache import OneshotCache, Rendered, cache_key
 from mock_server.oneshot.capture import (
     capture_animated,
     capture_content,
@@ -45,7 +50,9 @@ from mock_server.oneshot.options import (
     PdfOptions,
     Query,
 )
+from mock_server.oneshot.storage import STORED_ENDPOINTS, ObjectStore, deliver, parse_storage
 from mock_server.signing import verify_signature
+from mock_server.state import SOURCE
 
 if TYPE_CHECKING:
     from mock_server.browser import BrowserManager
@@ -67,7 +74,13 @@ class CaptureSlots:
         self.waiting = 0
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, *, patient: bool = False) -> AsyncIterator[None]:
+        """A capture slot; `patient` (a batch item, already bounded by its batch) waits its turn
+        however long, outside the queue's bound."""
+        if patient:
+            async with self._free:
+                yield
+            return
         if self._free.locked() and self.waiting >= self.queue:
             raise CaptureBusyError(
                 f"All {self.slots} one-shot capture slots are busy and {self.waiting} captures "
@@ -152,6 +165,35 @@ async def _capture(
     return json_response(await capture_metadata(browser, options, budget))
 
 
+async def render(
+    browser: BrowserManager,
+    endpoint: str,
+    options: Any,
+    slots: CaptureSlots,
+    timeout: float,
+    *,
+    patient: bool = False,
+) -> Rendered:
+    """One capture in a slot, within one time budget: for a one-shot the wait for the slot is
+    part of it; a `patient` batch item waits its turn first, then gets the whole budget."""
+    try:
+        if patient:
+            async with slots.slot(patient=True), asyncio.timeout(timeout):
+                response = await _capture(browser, endpoint, options, Budget.start(timeout))
+        else:
+            budget = Budget.start(timeout)
+            async with asyncio.timeout(timeout), slots.slot():
+                response = await _capture(browser, endpoint, options, budget)
+    except TimeoutError as err:
+        raise ActionTimeoutError(
+            f"The {endpoint} capture exceeded its {timeout:g} s budget"
+        ) from err
+    except PlaywrightError as err:
+        raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
+    assert isinstance(response.body, bytes) and response.content_type
+    return Rendered(response.body, response.content_type)
+
+
 def setup_oneshot(
     app: web.Application,
     browser: BrowserManager,
@@ -159,6 +201,8 @@ def setup_oneshot(
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     slots: CaptureSlots | None = None,
+    cache: OneshotCache | None = None,
+    objects: ObjectStore | None = None,
 ) -> None:
     """Register `GET /{key}/{hash}/{endpoint}` for the five one-shot endpoints."""
     capture_slots = slots or CaptureSlots()
@@ -170,23 +214,42 @@ def setup_oneshot(
         verify_signature(users, info["key"], info["hash"], raw_query)
         endpoint = info["endpoint"]
         # Every option is checked before waiting for a slot or touching the browser.
-        options = PARSERS[endpoint](Query(raw_query), allow_file=allow_file)
+        query = Query(raw_query)
+        options = PARSERS[endpoint](query, allow_file=allow_file)
+        storing = parse_storage(query) if endpoint in STORED_ENDPOINTS else None
         page = getattr(options, "page", options)
         if points_at_self(page.url, request):
             raise BadRequestError(
                 "url points at this capture-replay server itself (its own host and port); a "
                 "one-shot of a one-shot would hold a capture slot waiting for another"
             )
-        budget = Budget.start(timeout)
-        try:
-            async with asyncio.timeout(timeout):
-                async with capture_slots.slot():
-                    return await _capture(browser, endpoint, options, budget)
-        except TimeoutError as err:
-            raise ActionTimeoutError(
-                f"The {endpoint} capture exceeded its {timeout:g} s budget"
-            ) from err
-        except PlaywrightError as err:
-            raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
+        key = cache_key(info["key"], endpoint, raw_query)
+        rendered = None
+        if cache is not None and cache.enabled and not query.flag("fresh"):
+            rendered = cache.get(key)
+        if rendered is not None:
+            request[SOURCE] = "cache"
+        else:
+            rendered = await render(browser, endpoint, options, capture_slots, timeout)
+            if cache is not None:
+                cache.put(key, rendered)
+        if objects is None:
+            return web.Response(body=rendered.body, content_type=rendered.content_type)
+        return await deliver(request, objects, storing, rendered)
 
     app.router.add_get("/{key}/{hash}/{endpoint:(?:" + "|".join(ENDPOINTS) + ")}", handle)
+    if cache is not None:
+        add_cache_admin(app, cache)
+
+
+def add_cache_admin(app: web.Application, cache: OneshotCache) -> None:
+    """`GET /__admin/oneshot-cache` (its size and hits) and `DELETE` (empty it)."""
+
+    async def cache_state(request: web.Request) -> web.Response:
+        return json_response({"success": True, **cache.stats()})
+
+    async def cache_clear(request: web.Request) -> web.Response:
+        return json_response({"success": True, "removed": cache.clear()})
+
+    app.router.add_get("/__admin/oneshot-cache", cache_state)
+    app.router.add_delete("/__admin/oneshot-cache", cache_clear)

@@ -167,10 +167,15 @@ class ReplayEngine:
 
     def oneshot(self, path: str, query: str) -> Outcome:
         """A signed one-shot URL, matched on key, endpoint and query (the hash is ignored)."""
-        found = self.player.find(self.player.live_key("GET", path, query, b""), None)
+        return self.sessionless("GET", path, query, b"", "one-shot")
+
+    def sessionless(self, method: str, path: str, query: str, body: bytes, what: str) -> Outcome:
+        """A request outside any session (a one-shot, a batch), matched among the recorded
+        exchanges outside sessions; in hybrid mode a miss goes live."""
+        found = self.player.find(self.player.live_key(method, path, query, body), None)
         if isinstance(found, Miss):
             if self.hybrid:
-                return GoLive("live (one-shot not recorded)")
+                return GoLive(f"live ({what} not recorded)")
             return self._missed(found, None)
         return self.player.answer(found, session=None, now=self.clock.now())
 

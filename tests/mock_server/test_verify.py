@@ -106,6 +106,8 @@ async def test_verify_finds_no_drift_stops_when_asked_then_finds_screenshot_drif
     assert status == 200 and all(s["status"] != "active" for s in sessions["sessions"]), sessions
 
     monkeypatch.setitem(EXTRA_PAGES, "drift", PAGE_V2)
+    # The emulator caches one-shots as Capture does; empty it so the one-shot shows the new page.
+    assert (await live.call("DELETE", "/__admin/oneshot-cache", token=None))[0] == 200
     with open_cassette(path) as cassette:
         drifted = await verify_cassette(cassette, live.url)
     report = drifted.report
