@@ -21,6 +21,7 @@ from mock_server.clock import Clock, ManualClock, RealClock
 from mock_server.config import ClockMode, Mode, ServerConfig
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
+from mock_server.mcp import setup_mcp
 from mock_server.oneshot import CaptureSlots, setup_oneshot
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
@@ -76,6 +77,7 @@ def make_app(config: ServerConfig) -> web.Application:
         slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
     )
     add_admin_routes(app)
+    setup_mcp(app)
     return app
 
 

@@ -27,7 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from mock_server.actions.budget import Budget
 from mock_server.browser import error_message
 from mock_server.errors import ActionTimeoutError, BadRequestError, CaptureBusyError, CaptureError
-from mock_server.http import json_response
+from mock_server.http import JSON_TYPE, json_response
 from mock_server.oneshot.capture import (
     capture_animated,
     capture_content,
@@ -89,6 +89,10 @@ class CaptureSlots:
             self._free.release()
 
 
+# The app's capture slots, shared by the HTTP route and the MCP capture tools.
+ONESHOT_SLOTS = web.AppKey("capture_oneshot_slots", CaptureSlots)
+
+
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)
@@ -136,19 +140,49 @@ def points_at_self(url: str, request: web.Request) -> bool:
 
 async def _capture(
     browser: BrowserManager, endpoint: str, options: Any, budget: Budget
-) -> web.Response:
+) -> tuple[str, bytes | dict[str, Any]]:
+    """(content type, bytes) of an image, PDF or GIF; ("application/json", body) otherwise."""
     if isinstance(options, ImageOptions):
         data = await capture_image(browser, options, budget)
-        return web.Response(body=data, content_type=IMAGE_CONTENT_TYPES[options.type])
+        return IMAGE_CONTENT_TYPES[options.type], data
     if isinstance(options, PdfOptions):
-        pdf = await capture_pdf(browser, options, budget)
-        return web.Response(body=pdf, content_type="application/pdf")
+        return "application/pdf", await capture_pdf(browser, options, budget)
     if isinstance(options, AnimatedOptions):
-        gif = await capture_animated(browser, options, budget)
-        return web.Response(body=gif, content_type="image/gif")
+        return "image/gif", await capture_animated(browser, options, budget)
     if endpoint == "content":
-        return json_response(await capture_content(browser, options, budget))
-    return json_response(await capture_metadata(browser, options, budget))
+        return JSON_TYPE, await capture_content(browser, options, budget)
+    return JSON_TYPE, await capture_metadata(browser, options, budget)
+
+
+async def run_capture(
+    browser: BrowserManager,
+    slots: CaptureSlots,
+    endpoint: str,
+    options: Any,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> tuple[str, bytes | dict[str, Any]]:
+    """One checked one-shot capture in its turn for a slot, within one time budget (the HTTP
+    route and the MCP capture tools share it)."""
+    budget = Budget.start(timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            async with slots.slot():
+                return await _capture(browser, endpoint, options, budget)
+    except TimeoutError as err:
+        raise ActionTimeoutError(
+            f"The {endpoint} capture exceeded its {timeout:g} s budget"
+        ) from err
+    except PlaywrightError as err:
+        raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
+
+
+def refuse_self(url: str, request: web.Request) -> None:
+    """400 for a `url` that reaches this server itself."""
+    if points_at_self(url, request):
+        raise BadRequestError(
+            "url points at this capture-replay server itself (its own host and port); a "
+            "one-shot of a one-shot would hold a capture slot waiting for another"
+        )
 
 
 def setup_oneshot(
@@ -160,7 +194,7 @@ def setup_oneshot(
     slots: CaptureSlots | None = None,
 ) -> None:
     """Register `GET /{key}/{hash}/{endpoint}` for the five one-shot endpoints."""
-    capture_slots = slots or CaptureSlots()
+    capture_slots = app[ONESHOT_SLOTS] = slots or CaptureSlots()
     allow_file = browser.allow_file_urls
 
     async def handle(request: web.Request) -> web.Response:
@@ -170,22 +204,10 @@ def setup_oneshot(
         endpoint = info["endpoint"]
         # Every option is checked before waiting for a slot or touching the browser.
         options = PARSERS[endpoint](Query(raw_query), allow_file=allow_file)
-        page = getattr(options, "page", options)
-        if points_at_self(page.url, request):
-            raise BadRequestError(
-                "url points at this capture-replay server itself (its own host and port); a "
-                "one-shot of a one-shot would hold a capture slot waiting for another"
-            )
-        budget = Budget.start(timeout)
-        try:
-            async with asyncio.timeout(timeout):
-                async with capture_slots.slot():
-                    return await _capture(browser, endpoint, options, budget)
-        except TimeoutError as err:
-            raise ActionTimeoutError(
-                f"The {endpoint} capture exceeded its {timeout:g} s budget"
-            ) from err
-        except PlaywrightError as err:
-            raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
+        refuse_self(getattr(options, "page", options).url, request)
+        content_type, body = await run_capture(browser, capture_slots, endpoint, options, timeout)
+        if isinstance(body, dict):
+            return json_response(body)
+        return web.Response(body=body, content_type=content_type)
 
     app.router.add_get("/{key}/{hash}/{endpoint:(?:" + "|".join(ENDPOINTS) + ")}", handle)
