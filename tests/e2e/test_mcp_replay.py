@@ -1,0 +1,101 @@
+"""MCP traffic recorded through `capture-replay record` in front of a live emulator, then the
+same client run replayed with no browser: identical tool results, ids mapped, misses named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mock_server.config import Mode
+from mock_server.state import BROWSER
+from recorder.cassette import open_cassette
+from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, METADATA, mcp_calls
+from tests.emulator import RunningEmulator, emulator_config
+from tests.mcp_client import json_of, mcp_session
+from tests.replay import recording_proxy
+
+STEPS = [
+    ("goto", {"url": None}),
+    ("click", {"selector": "#inc"}),
+    ("click", {"selector": "#inc"}),
+    ("query", {"selector": "#count"}),
+    ("screenshot", {}),
+    ("click", {"selector": "#nope", "timeoutMs": 100}),
+]
+
+
+async def agent_run(url: str, page: str) -> list[Any]:
+    """What an agent does through the tools; every result as JSON, the session id blanked."""
+    results: list[Any] = []
+    async with mcp_session(url) as mcp:
+        results.append([t.name for t in (await mcp.list_tools()).tools])
+        created = await mcp.call_tool(CREATE, {"maxTtlSeconds": 120})
+        sid = json_of(created)["sessionId"]
+        results.append(created)
+        for action, payload in STEPS:
+            payload = {k: (page if v is None else v) for k, v in payload.items()}
+            results.append(
+                await mcp.call_tool(ACT, {"sessionId": sid, "type": action, "payload": payload})
+            )
+        results.append(await mcp.call_tool(GET, {"sessionId": sid}))
+        results.append(await mcp.call_tool(CLOSE, {"sessionId": sid}))
+        results.append(await mcp.call_tool(METADATA, {"url": page}))
+    return [
+        json.loads(
+            json.dumps(
+                r if isinstance(r, list) else r.model_dump(mode="json", by_alias=True)
+            ).replace(sid, "SID")
+        )
+        for r in results
+    ]
+
+
+async def record(emulator: RunningEmulator, page: str, cassette: Path) -> list[Any]:
+    async with recording_proxy(emulator.url, cassette) as url:
+        return await agent_run(url, page)
+
+
+async def test_mcp_run_recorded_then_replayed_without_a_browser(emulator, pages, tmp_path):
+    cassette = tmp_path / "agent.msgpack"
+    page = pages.url("/counter")
+    live = await record(emulator, page, cassette)
+    assert live[0][:2] == [CREATE, ACT]
+    assert json.loads(live[5]["content"][0]["text"])["elements"][0]["text"] == "2"
+    assert [b["type"] for b in live[6]["content"]] == ["text", "image"]
+    assert live[7]["isError"] is True  # recorded as a tool error, replayed as one
+    with open_cassette(cassette) as recorded:
+        exchanges = [recorded.load(e) for e in recorded.entries]
+    calls = [
+        call.tool
+        for x in exchanges
+        for call in mcp_calls(x.request.body, x.response.headers, x.response.body)
+        if call.tool
+    ]
+    assert calls == [CREATE, ACT, ACT, ACT, ACT, ACT, ACT, GET, CLOSE, METADATA]
+    assert {x.user for x in exchanges} == {"user_123"}
+    await pages.stop()  # neither the page nor a browser is needed to replay
+
+    server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
+    try:
+        assert await agent_run(server.url, page) == live
+        assert await agent_run(server.url, page) == live  # a second run replays it again
+        async with mcp_session(server.url) as mcp:
+            sid = json_of(await mcp.call_tool(CREATE, {"maxTtlSeconds": 120}))["sessionId"]
+            assert sid.startswith("sess_")
+            await mcp.call_tool(ACT, {"sessionId": sid, "type": "goto", "payload": {"url": page}})
+            missed = await mcp.call_tool(
+                ACT, {"sessionId": sid, "type": "click", "payload": {"selector": "#dec"}}
+            )
+            assert missed.is_error
+            error = json_of(missed)["error"]
+            assert "was not recorded in agent.msgpack" in error
+            assert (
+                "closest: agent.msgpack#" in error
+                and '(arguments.payload.selector: "#inc" -> "#dec")' in error
+            )
+            other = await mcp.call_tool(CREATE, {"maxTtlSeconds": 5})
+            assert other.is_error and "arguments.maxTtlSeconds: 120 -> 5" in json_of(other)["error"]
+        assert server.app[BROWSER].launched is False
+    finally:
+        await server.stop()
