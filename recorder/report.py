@@ -26,6 +26,8 @@ from recorder.audit import SessionAudit, audit_cassettes
 from recorder.bodies import decoded_or_raw
 from recorder.cassette import Cassette
 from recorder.contract import main_argument
+from recorder.mcp_audit import mcp_label, mcp_session_key
+from recorder.mcp_tools import is_mcp_path, messages_in
 from recorder.records import Interaction
 
 THUMB_WIDTH = 320
@@ -57,6 +59,7 @@ class _Row:
     request_json: str
     answer_json: str
     failed: bool
+    action: str | None = None  # the action type, or an MCP request's tool (or method)
 
 
 @dataclass(slots=True)
@@ -97,10 +100,11 @@ def make_shot(where: str, kind: str, data: bytes) -> Shot | None:
 def _take_images(value: Any, where: str, found: list[tuple[str, str, bytes]]) -> Any:
     """`value` with image/PDF `bodyBase64` replaced by a note; images appended to `found`."""
     if isinstance(value, dict):
-        kind = value.get("contentType")
+        kind = value.get("contentType") or value.get("mimeType")
         out = {}
         for key, item in value.items():
-            if key == "bodyBase64" and isinstance(item, str):
+            mcp_data = key in ("data", "blob") and "mimeType" in value  # MCP image, blob
+            if (key == "bodyBase64" or mcp_data) and isinstance(item, str):
                 try:
                     data = base64.b64decode(item)
                 except (binascii.Error, ValueError):
@@ -154,6 +158,8 @@ def _row(item: Interaction) -> _Row:
             answer = json.loads(body) if body else None
         except (UnicodeDecodeError, ValueError):
             answer = None
+        if is_mcp_path(req.path):  # JSON-RPC answers, maybe as server-sent events
+            answer = messages_in(body, kind) or answer
         if answer is not None:
             answer_json = _pretty(_take_images(answer, "body", found))
         else:
@@ -167,13 +173,15 @@ def _row(item: Interaction) -> _Row:
         or item.error is not None
         or (isinstance(answer, dict) and answer.get("success") is False)
     )
+    label = mcp_label(req.body) if is_mcp_path(req.path) else None
     return _Row(
         item=item,
-        argument=main_argument(req.path, req.query, req.body),
+        argument=label or main_argument(req.path, req.query, req.body),
         shots=shots,
         request_json=request_json,
         answer_json=answer_json,
-        failed=failed,
+        failed=failed or bool(label and '"isError": true' in answer_json),
+        action=item.action_type or (label.split(" ")[0] if label else None),
     )
 
 
@@ -198,7 +206,7 @@ def _collect(
         lanes: dict[str | None, _Lane] = {}
         for entry in sorted(cassette.entries, key=lambda e: (e.start, e.seq)):
             item = cassette.load(entry)
-            sid = item.session_id
+            sid = mcp_session_key(item) or item.session_id
             if sid not in lanes:
                 key = f"c{index}-{len(lanes)}"
                 lanes[sid] = _Lane(key, str(cassette.path), sid, audit=audits.get(sid or ""))
@@ -313,13 +321,11 @@ def _render_cassette(cassette: Cassette, lanes: list[_Lane], out: list[str]) -> 
             it = r.item
             left = (it.start - t0) / span * 100
             width = it.duration / span * 100
-            label = (
-                f"#{it.seq} {it.action_type or it.request.method} {r.argument or it.request.path}"
-            )
+            label = f"#{it.seq} {r.action or it.request.method} {r.argument or it.request.path}"
             out.append(
                 f'<a class="mark s{_status_class(r)}{" failed" if r.failed else ""}" '
                 f'href="#{lane.key}-{it.seq}" style="left:{left:.3f}%;width:{width:.3f}%" '
-                f'data-type="{_e(it.action_type or "-")}" data-status="{_status_class(r)}" '
+                f'data-type="{_e(r.action or "-")}" data-status="{_status_class(r)}" '
                 f'data-failed="{int(r.failed)}" data-lane="{lane.key}" '
                 f'title="{_e(label)} → {it.response.status}, {it.duration * 1000:.0f} ms"></a>'
             )
@@ -360,10 +366,10 @@ def _render_row(lane: _Lane, r: _Row, t0: float, out: list[str]) -> None:
     sizes = f"{len(it.request.body)} B → {len(it.response.body)} B"
     out.append(
         f'<tr id="{lane.key}-{it.seq}" class="ex{" failed" if r.failed else ""}" '
-        f'data-type="{_e(it.action_type or "-")}" data-status="{_status_class(r)}" '
+        f'data-type="{_e(r.action or "-")}" data-status="{_status_class(r)}" '
         f'data-failed="{int(r.failed)}" data-lane="{lane.key}">'
         f"<td>{it.seq}</td><td>+{it.start - t0:.3f} s</td>"
-        f"<td>{_e(it.request.method)} {_e(target)}</td><td>{_e(it.action_type or '')}</td>"
+        f"<td>{_e(it.request.method)} {_e(target)}</td><td>{_e(r.action or '')}</td>"
         f'<td class="arg">{_e(r.argument or "")}</td><td class="status">{_e(status)}</td>'
         f"<td>{it.duration * 1000:.1f} ms</td><td>{thumbs}</td><td>"
         f"<details><summary>payload ({_e(sizes)})</summary>"
@@ -383,7 +389,7 @@ def render_report(
     collected = _collect(cassettes, on_progress)
     lanes = [lane for _, ls in collected for lane in ls]
     rows = [r for lane in lanes for r in lane.rows]
-    types = sorted({r.item.action_type or "-" for r in rows})
+    types = sorted({r.action or "-" for r in rows})
     statuses = sorted({_status_class(r) for r in rows})
     credits = sum(lane.audit.credits for lane in lanes if lane.audit is not None)
     sessions = sum(1 for lane in lanes if lane.session_id is not None)

@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
 from mock_server.config import Mode
 from mock_server.state import BROWSER
 from recorder.cassette import open_cassette
+from recorder.cli import commands
 from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, METADATA, mcp_calls
+from recorder.report import render_report
 from tests.emulator import RunningEmulator, emulator_config
 from tests.mcp_client import json_of, mcp_session
 from tests.replay import recording_proxy
@@ -51,6 +55,34 @@ async def agent_run(url: str, page: str) -> list[Any]:
     ]
 
 
+def check_commands(cassette: Path) -> None:
+    """inspect, audit and report show the MCP session's tool calls by name and its credits."""
+    runner = CliRunner()
+    out = runner.invoke(commands, ["inspect", str(cassette)])
+    assert out.exit_code == 0, out.output
+    assert "session mcp " in out.stdout and "user user_123" in out.stdout
+    for label in ("initialize", "tools/list", "browser_session_create", "browser_session_act goto"):
+        assert label in out.stdout
+    assert "capture_metadata http://" in out.stdout
+
+    out = runner.invoke(commands, ["audit", "--json", str(cassette)])
+    assert out.exit_code == 0, out.output
+    [mcp] = json.loads(out.stdout)["mcpSessions"]
+    assert mcp["user"] == "user_123" and mcp["captures"] == 1
+    assert mcp["credits"] == 1 and mcp["credits_source"] == "billed"
+    assert len(mcp["browser_sessions"]) == 1
+    tools = {t["tool"]: (t["count"], t["errors"]) for t in mcp["tools"]}
+    assert tools == {ACT: (6, 1), CLOSE: (1, 0), CREATE: (1, 0), GET: (1, 0), METADATA: (1, 0)}
+    text = runner.invoke(commands, ["audit", str(cassette)]).stdout
+    assert "1 browser sessions, 1 credits (billed), 1 captures" in text
+    assert runner.invoke(commands, ["audit", "--budget", "0", str(cassette)]).exit_code == 4
+
+    with open_cassette(cassette) as opened:
+        page = render_report([opened])
+    assert 'data-type="browser_session_act"' in page and "browser_session_act screenshot" in page
+    assert page.count('class="thumb"') == 1  # the screenshot's MCP image content
+
+
 async def record(emulator: RunningEmulator, page: str, cassette: Path) -> list[Any]:
     async with recording_proxy(emulator.url, cassette) as url:
         return await agent_run(url, page)
@@ -74,6 +106,7 @@ async def test_mcp_run_recorded_then_replayed_without_a_browser(emulator, pages,
     ]
     assert calls == [CREATE, ACT, ACT, ACT, ACT, ACT, ACT, GET, CLOSE, METADATA]
     assert {x.user for x in exchanges} == {"user_123"}
+    check_commands(cassette)
     await pages.stop()  # neither the page nor a browser is needed to replay
 
     server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
