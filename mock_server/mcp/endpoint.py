@@ -96,7 +96,7 @@ class McpService:
             status, headers, answer = replayer.answer(
                 request.method, tuple(request.headers.items()), body
             )
-            request[SOURCE] = "replay" if status < 400 else "miss"
+            request[SOURCE] = replayer.source
             return web.Response(status=status, headers=headers, body=answer)
         extra = {_USER: user, _REQUEST: request}
         return await serve_asgi(self.manager.handle_request, request, extra)

@@ -107,7 +107,7 @@ class ReplayEngine:
             self.mcp.reset()
 
     def misses(self) -> list[dict[str, Any]]:
-        return list(self.player.misses)
+        return list(self.player.misses) + (self.mcp.misses if self.mcp is not None else [])
 
     def divergences(self) -> list[dict[str, Any]]:
         return [s.diverged_at for s in self.player.replays.values() if s.diverged_at]

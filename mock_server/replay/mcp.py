@@ -103,6 +103,8 @@ class McpReplayer:
         self.names = names
         self.replays: dict[str, McpReplay] = {}
         self.started = 0
+        self.misses: list[dict[str, Any]] = []  # the tool calls nothing answered
+        self.source = "replay"  # where the last answer came from, for the journal
 
     @classmethod
     def of(cls, cassettes: list[Cassette]) -> McpReplayer | None:
@@ -133,11 +135,13 @@ class McpReplayer:
     def reset(self) -> None:
         self.replays.clear()
         self.started = 0
+        self.misses.clear()
 
     # -- the transport ------------------------------------------------------------------------
 
     def answer(self, method: str, headers: Headers, body: bytes) -> Reply:
         """The replayed answer to one HTTP request on `/mcp/v1`."""
+        self.source = "replay (mcp transport)"
         session_id = header_value(headers, SESSION_HEADER)
         if method == "GET":
             message = "this replayed MCP server offers no server-sent event stream"
@@ -242,6 +246,8 @@ class McpReplayer:
         else:
             error += "; no tool call was recorded"
         body = {"status": 502, "success": False, "error": error}
+        self.misses.append({"mcpSession": replay.fresh_id, **body})
+        self.source = "miss"
         result = {"content": [{"type": "text", "text": json.dumps(body)}], "isError": True}
         return self._json({"jsonrpc": "2.0", "id": rpc_id, "result": result})
 
@@ -252,6 +258,7 @@ class McpReplayer:
 
     def _render(self, recorded: RecordedCall, rpc_id: Any, ids: dict[str, str]) -> Reply:
         """The recorded answer in its recorded form, its JSON-RPC id and session ids mapped."""
+        self.source = f"replay {recorded.label}"
         texts = []
         for message in recorded.messages:
             if "id" in message and message["id"] == recorded.call.id:

@@ -129,6 +129,10 @@ async def test_mcp_run_recorded_then_replayed_without_a_browser(emulator, pages,
             )
             other = await mcp.call_tool(CREATE, {"maxTtlSeconds": 5})
             assert other.is_error and "arguments.maxTtlSeconds: 120 -> 5" in json_of(other)["error"]
+        unmatched = (await server.call("GET", "/__admin/unmatched", token=None))[1]
+        assert unmatched["count"] == 2 and unmatched["unmatched"][0]["error"] == error
+        journal = (await server.call("GET", "/__admin/requests", token=None))[1]["requests"]
+        assert {"miss", "replay agent.msgpack#1"} <= {r["source"] for r in journal}
         assert server.app[BROWSER].launched is False
     finally:
         await server.stop()
