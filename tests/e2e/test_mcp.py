@@ -4,6 +4,7 @@ billing as the REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 
@@ -12,6 +13,7 @@ import jsonschema
 from PIL import Image
 
 from recorder.mcp_tools import MCP_PATH, TOOL_NAMES
+from tests.emulator import TOKEN, RunningEmulator, emulator_config
 from tests.mcp_client import call_error, call_ok, json_of, mcp_session
 
 INITIALIZE = {
@@ -168,3 +170,27 @@ async def test_mcp_capture_tools(emulator, pages):
         assert err["status"] == 400 and "format must be one of" in err["error"]
         err = await call_error(mcp, "capture_content", {"url": emulator.url + "/"})
         assert "itself" in err["error"]
+
+
+async def test_mcp_get_stream_is_served_and_ends_when_the_server_stops():
+    emulator = await RunningEmulator(emulator_config()).start()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            headers = {"Authorization": TOKEN, **STREAM_HEADERS}
+            async with http.post(emulator.url + MCP_PATH, json=INITIALIZE, headers=headers) as r:
+                assert r.status == 200 and r.content_type == "text/event-stream"
+                headers["Mcp-Session-Id"] = r.headers["Mcp-Session-Id"]
+                await r.read()
+            headers["Mcp-Protocol-Version"] = "2025-06-18"
+            done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            async with http.post(emulator.url + MCP_PATH, json=done, headers=headers) as r:
+                assert r.status == 202
+            stream = await http.get(
+                emulator.url + MCP_PATH, headers={**headers, "Accept": "text/event-stream"}
+            )
+            assert stream.status == 200 and stream.content_type == "text/event-stream"
+            await asyncio.wait_for(emulator.stop(), 10)  # the open stream does not hold it
+            assert await asyncio.wait_for(stream.read(), 10) == b""
+    finally:
+        if emulator.http is not None and not emulator.http.closed:
+            await emulator.stop()
