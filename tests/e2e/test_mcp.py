@@ -10,6 +10,7 @@ import io
 
 import aiohttp
 import jsonschema
+import pytest
 from PIL import Image
 
 from recorder.mcp_tools import MCP_PATH, TOOL_NAMES
@@ -26,6 +27,7 @@ INITIALIZE = {
         "clientInfo": {"name": "raw", "version": "0"},
     },
 }
+pytestmark = pytest.mark.browser
 STREAM_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 

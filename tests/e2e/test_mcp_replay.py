@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from mock_server.config import Mode
@@ -19,6 +20,7 @@ from tests.emulator import RunningEmulator, emulator_config
 from tests.mcp_client import json_of, mcp_session
 from tests.replay import recording_proxy
 
+pytestmark = pytest.mark.browser
 STEPS = [
     ("goto", {"url": None}),
     ("click", {"selector": "#inc"}),
