@@ -14,7 +14,7 @@ from mock_server.config import Mode
 from mock_server.state import BROWSER
 from recorder.cassette import open_cassette
 from recorder.cli import commands
-from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, METADATA, mcp_calls
+from recorder.mcp_tools import ACT, CLOSE, CREATE, EVENT_STREAM, GET, METADATA, mcp_calls
 from recorder.report import render_report
 from tests.emulator import RunningEmulator, emulator_config
 from tests.mcp_client import json_of, mcp_session
@@ -108,6 +108,11 @@ async def test_mcp_run_recorded_then_replayed_without_a_browser(emulator, pages,
     ]
     assert calls == [CREATE, ACT, ACT, ACT, ACT, ACT, ACT, GET, CLOSE, METADATA]
     assert {x.user for x in exchanges} == {"user_123"}
+    first, *rest = exchanges
+    session = first.response.header("mcp-session-id")
+    assert session and all(x.request.header("mcp-session-id") == session for x in rest)
+    answers = [x.response for x in rest if x.request.method == "POST" and x.response.status == 200]
+    assert len(answers) == 11 and {a.header("content-type") for a in answers} == {EVENT_STREAM}
     check_commands(cassette)
     await pages.stop()  # neither the page nor a browser is needed to replay
 
