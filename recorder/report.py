@@ -26,7 +26,7 @@ from recorder.audit import SessionAudit, audit_cassettes
 from recorder.bodies import decoded_or_raw
 from recorder.cassette import Cassette
 from recorder.contract import main_argument
-from recorder.mcp_audit import mcp_label, mcp_session_key
+from recorder.mcp_audit import McpSessionAudit, mcp_label, mcp_session_key
 from recorder.mcp_tools import is_mcp_path, messages_in
 from recorder.records import Interaction
 
@@ -69,6 +69,7 @@ class _Lane:
     session_id: str | None
     rows: list[_Row] = field(default_factory=list)
     audit: SessionAudit | None = None
+    mcp: McpSessionAudit | None = None  # an MCP session's lane
 
 
 def _data_uri(kind: str, data: bytes) -> str:
@@ -202,14 +203,22 @@ def _collect(
     done = 0
     out = []
     for index, cassette in enumerate(cassettes):
-        audits = {s.session_id: s for s in audit_cassettes([cassette]).sessions}
+        audited = audit_cassettes([cassette])
+        audits = {s.session_id: s for s in audited.sessions}
+        mcp_audits = {f"mcp {m.mcp_session_id}": m for m in audited.mcp_sessions}
         lanes: dict[str | None, _Lane] = {}
         for entry in sorted(cassette.entries, key=lambda e: (e.start, e.seq)):
             item = cassette.load(entry)
             sid = mcp_session_key(item) or item.session_id
             if sid not in lanes:
                 key = f"c{index}-{len(lanes)}"
-                lanes[sid] = _Lane(key, str(cassette.path), sid, audit=audits.get(sid or ""))
+                lanes[sid] = _Lane(
+                    key,
+                    str(cassette.path),
+                    sid,
+                    audit=audits.get(sid or ""),
+                    mcp=mcp_audits.get(sid or ""),
+                )
             lanes[sid].rows.append(_row(item))
             done += 1
             if on_progress is not None:
@@ -293,6 +302,8 @@ def _lane_stats(lane: _Lane) -> str:
     if lane.audit is not None:
         parts.insert(0, f"{lane.audit.duration_seconds:.1f} s")
         parts.insert(1, f"{lane.audit.credits} credits")
+    if lane.mcp is not None:
+        parts.insert(0, f"{lane.mcp.credits} credits, {len(lane.mcp.browser_sessions)} sessions")
     failed = sum(r.failed for r in lane.rows)
     if failed:
         parts.append(f"{failed} failed")
@@ -392,6 +403,7 @@ def render_report(
     types = sorted({r.action or "-" for r in rows})
     statuses = sorted({_status_class(r) for r in rows})
     credits = sum(lane.audit.credits for lane in lanes if lane.audit is not None)
+    credits += sum(lane.mcp.credits for lane in lanes if lane.mcp is not None)
     sessions = sum(1 for lane in lanes if lane.session_id is not None)
     failed = sum(r.failed for r in rows)
     shots = sum(len(r.shots) for r in rows)

@@ -83,6 +83,7 @@ def check_commands(cassette: Path) -> None:
         page = render_report([opened])
     assert 'data-type="browser_session_act"' in page and "browser_session_act screenshot" in page
     assert page.count('class="thumb"') == 1  # the screenshot's MCP image content
+    assert "1 credits, 1 sessions, 15 exchanges, 1 failed" in page and "1 credits</span>" in page
 
 
 async def record(emulator: RunningEmulator, page: str, cassette: Path) -> list[Any]:
