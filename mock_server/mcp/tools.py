@@ -32,9 +32,10 @@ from mock_server.errors import CaptureError
 from mock_server.live import inactive_error
 from mock_server.oneshot import ONESHOT_SLOTS, refuse_self, run_capture
 from mock_server.oneshot.options import PARSERS, Query
-from mock_server.sessions import parse_create_options
-from mock_server.state import BROWSER, CONFIG, LIVE, REGISTRY
+from mock_server.sessions import Session, parse_create_options
+from mock_server.state import BROWSER, CLOCK, CONFIG, LIVE, REGISTRY
 from recorder import mcp_tools
+from recorder.contract import credits_between
 from recorder.mcp_tools import ACT, CAPTURE_ENDPOINTS, CLOSE, CREATE, GET
 
 SCHEMAS = mcp_tools.input_schemas([t.value for t in ActionType], MAX_TTL_SECONDS)
@@ -105,11 +106,10 @@ async def _session_tool(caller: Caller, tool: str, args: dict[str, Any]) -> list
             result["connectUrl"] = created["connectUrl"]
         return [_json(result)]
     session = registry.get(args["sessionId"], caller.user)
-    if tool == GET:
-        return [_json(_state(session.snapshot()))]
     if tool == CLOSE:
         await registry.close(session)
-        return [_json(_state(session.snapshot()))]
+    if tool in (GET, CLOSE):
+        return [_json(_state(session, app[CLOCK].now()))]
     assert tool == ACT
     if not session.active:
         raise inactive_error(session)
@@ -119,9 +119,22 @@ async def _session_tool(caller: Caller, tool: str, args: dict[str, Any]) -> list
     return [_json(_lift_images(result, images)), *images]
 
 
-def _state(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """A session's REST snapshot, with its id named as the tools name it."""
-    return {"sessionId": snapshot.pop("id"), **snapshot}
+def _state(session: Session, now: float) -> dict[str, Any]:
+    """A session's REST snapshot, its id named as the tools name it, with what Capture's MCP
+    page says `browser_session_get` tells: the seconds left and the credits billed so far (an
+    active session's by the billing rule up to now; a closed one's `billedCredits`)."""
+    snapshot = session.snapshot()
+    so_far = (
+        credits_between(session.started_at, now)
+        if session.active
+        else (session.billed_credits or 0)
+    )
+    return {
+        "sessionId": snapshot.pop("id"),
+        **snapshot,
+        "expiresInSeconds": session.expires_in(now),
+        "creditsSoFar": so_far,
+    }
 
 
 def _lift_images(value: Any, images: list[Any]) -> Any:

@@ -115,16 +115,19 @@ async def test_mcp_whole_session_on_chromium_shares_the_rest_registry(emulator, 
         await emulator.advance(61)
         state = json_of(await call_ok(mcp, "browser_session_get", act))
         assert state["status"] == "active" and state["billedCredits"] is None
+        assert state["creditsSoFar"] == 2 and state["expiresInSeconds"] == 239
         assert state["actionCount"] == 4
         assert state["actionBreakdown"]["click"] == {"total": 1, "success": 1, "error": 0}
         # the very session the REST API sees
+        mcp_only = ("sessionId", "expiresInSeconds", "creditsSoFar")
         assert await emulator.get(sid) == {
             "id": sid,
-            **{k: v for k, v in state.items() if k != "sessionId"},
+            **{k: v for k, v in state.items() if k not in mcp_only},
         }
 
         closed = json_of(await call_ok(mcp, "browser_session_close", act))
         assert closed["status"] == "closed" and closed["billedCredits"] == 2
+        assert closed["creditsSoFar"] == 2 and closed["expiresInSeconds"] == 0
         err = await call_error(mcp, "browser_session_act", {**act, "type": "title"})
         assert err["status"] == 409 and "not active" in err["error"]
     usage = (await emulator.call("GET", "/__admin/usage", token=None))[1]
