@@ -79,6 +79,13 @@ _PAGE_OPTIONS: dict[str, dict[str, Any]] = {
     "bypassBotDetection": _BOOLEAN,
     "stealth": _BOOLEAN,
     "fresh": _BOOLEAN,
+    # accepted and ignored by the one-shot endpoints (nothing is uploaded locally)
+    "preset": _STRING,
+    "timestamp": {"type": ["string", "number"]},
+    "fileName": _STRING,
+    "s3Acl": _STRING,
+    "s3Redirect": _BOOLEAN,
+    "skipUpload": _BOOLEAN,
 }
 _IMAGE_OPTIONS: dict[str, dict[str, Any]] = {
     "type": {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"]},
