@@ -30,6 +30,7 @@ from mock_server.field_warnings import (
 )
 from mock_server.http import error_middleware, journal_middleware
 from mock_server.live import LiveRunner
+from mock_server.mcp import setup_mcp
 from mock_server.oneshot import CaptureSlots, setup_oneshot
 from mock_server.oneshot.batch import BatchRunner, setup_batches
 from mock_server.oneshot.cache import OneshotCache
@@ -110,6 +111,7 @@ def make_app(config: ServerConfig) -> web.Application:
     add_admin_routes(app)
     add_fault_routes(app)
     setup_cdp(app)
+    setup_mcp(app)
     return app
 
 

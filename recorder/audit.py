@@ -23,6 +23,8 @@ from typing import Any
 from recorder.bodies import decoded_or_raw
 from recorder.cassette import Cassette
 from recorder.contract import credits_between, decode_credentials, is_create
+from recorder.mcp_audit import McpSessionAudit, audit_mcp
+from recorder.mcp_tools import is_mcp_path
 from recorder.records import Interaction
 from recorder.redaction import encodings_of
 
@@ -97,6 +99,8 @@ class AuditReport:
     findings: tuple[SecretFinding, ...]
     # exchanges naming a session no recorded create answered (never billed)
     uncreated_exchanges: int = 0
+    # MCP sessions (`/mcp/v1`): their tool calls and the credits of the browser sessions they made
+    mcp_sessions: tuple[McpSessionAudit, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,7 @@ class AuditReport:
             "sessions": [asdict(s) for s in self.sessions],
             "findings": [asdict(f) for f in self.findings],
             "uncreatedExchanges": self.uncreated_exchanges,
+            "mcpSessions": [m.to_json() for m in self.mcp_sessions],
         }
 
 
@@ -245,10 +250,13 @@ def audit_cassettes(cassettes: Iterable[Cassette], secrets: Iterable[str] = ()) 
     secrets = tuple(secrets)
     facts: dict[tuple[str, str], _SessionFacts] = {}
     findings: list[SecretFinding] = []
+    mcp: list[Interaction] = []
     for cassette in cassettes:
         for item in cassette.interactions():
             findings += scan_secrets(item, str(cassette.path), secrets)
             if item.session_id is None:
+                if is_mcp_path(item.request.path):
+                    mcp.append(item)
                 continue
             key = (str(cassette.path), item.session_id)
             _observe(facts.setdefault(key, _SessionFacts(item.session_id)), item)
@@ -270,7 +278,7 @@ def audit_cassettes(cassettes: Iterable[Cassette], secrets: Iterable[str] = ()) 
         )
         for user, group in sorted(users.items(), key=lambda kv: kv[0] or "")
     )
-    return AuditReport(sessions, user_audits, tuple(findings), uncreated)
+    return AuditReport(sessions, user_audits, tuple(findings), uncreated, audit_mcp(mcp))
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,4 +307,5 @@ class BudgetCheck:
 def check_budget(report: AuditReport, budget: int, top: int = 5) -> BudgetCheck:
     """Sum the credits of every session in `report`; the `top` costliest sessions come along."""
     ranked = sorted(report.sessions, key=lambda s: (-s.credits, s.session_id))
-    return BudgetCheck(budget, sum(s.credits for s in report.sessions), tuple(ranked[:top]))
+    total = sum(s.credits for s in report.sessions) + sum(m.credits for m in report.mcp_sessions)
+    return BudgetCheck(budget, total, tuple(ranked[:top]))

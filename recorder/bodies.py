@@ -140,14 +140,16 @@ def is_text_type(content_type: str | None) -> bool:
 def map_base64_bodies(
     value: Any, replace: Callable[[str, bytes, str | None], Any], where: str = ""
 ) -> Any:
-    """Parsed JSON `value` with every decodable `bodyBase64` string (a screenshot, a PDF)
-    replaced by `replace(where, data, content_type)`: `where` is the dotted path of the object
-    that holds it, `content_type` that object's `contentType` when it is a string."""
+    """Parsed JSON `value` with every decodable `bodyBase64` string (a screenshot, a PDF), and
+    every `data`/`blob` of an MCP content item (an object with a `mimeType`), replaced by
+    `replace(where, data, content_type)`: `where` is the dotted path of the object that holds
+    it, `content_type` that object's `contentType` (or `mimeType`) when it is a string."""
     if isinstance(value, dict):
-        kind = value.get("contentType")
+        kind = value.get("contentType") or value.get("mimeType")
         out = {}
         for key, item in value.items():
-            if key == "bodyBase64" and isinstance(item, str):
+            mcp_data = key in ("data", "blob") and "mimeType" in value
+            if (key == "bodyBase64" or mcp_data) and isinstance(item, str):
                 try:
                     data = base64.b64decode(item)
                 except (binascii.Error, ValueError):

@@ -24,6 +24,8 @@ from recorder.cassette import Cassette, repair_cassette
 from recorder.cli_errors import fail_on_damage, one_line_errors, opened_cassettes
 from recorder.contract import main_argument
 from recorder.export import export_har, export_json
+from recorder.mcp_audit import mcp_audit_lines, mcp_label, mcp_session_key
+from recorder.mcp_tools import is_mcp_path
 
 SECRETS_FOUND_EXIT = 3
 BUDGET_EXCEEDED_EXIT = 4
@@ -67,10 +69,14 @@ def _inspect_rows(cassette: Cassette) -> dict[str | None, list[dict[str, Any]]]:
     sessions: dict[str | None, list[dict[str, Any]]] = {}
     for entry in sorted(cassette.entries, key=lambda e: e.seq):
         argument = None
-        if entry.action_type or entry.session_id is None:
+        group = entry.session_id
+        if is_mcp_path(entry.path):  # grouped by MCP session, named by tool
+            item = cassette.load(entry)
+            group, argument = mcp_session_key(item), mcp_label(item.request.body)
+        elif entry.action_type or entry.session_id is None:
             body = cassette.request_body(entry) if entry.action_type else b""
             argument = main_argument(entry.path, entry.query, body)
-        sessions.setdefault(entry.session_id, []).append(
+        sessions.setdefault(group, []).append(
             {
                 "seq": entry.seq,
                 "start": entry.start,
@@ -212,6 +218,7 @@ def _audit_text(report: AuditReport) -> str:
             if s.warnings:
                 lines.append("    fields the real API may not know:")
                 lines += [f"      {w.count:>4} × {w.warning}" for w in s.warnings]
+    lines += mcp_audit_lines(report.mcp_sessions)
     if report.findings:
         lines.append(f"SECRETS FOUND ({len(report.findings)}):")
         for f in report.findings:

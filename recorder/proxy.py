@@ -1,6 +1,7 @@
 """The recording reverse proxy: forwards every method and path to the upstream Capture API,
 answers the client unchanged (status, headers minus hop-by-hop, body bytes, no decompression),
-then redacts the exchange and appends it to the cassette.
+then redacts the exchange and appends it to the cassette. A `text/event-stream` answer (MCP's)
+reaches the client as it arrives and is recorded whole when it ends (`recorder.event_stream`).
 
 `make_proxy_app(config)` builds the aiohttp app; the upstream client (`recorder.upstream`, on
 aiohttp's `ClientSession`), the `CassetteWriter` and the `Redactor` are owned by
@@ -47,6 +48,8 @@ from recorder.errors import (
     UpstreamTimeoutError,
     UpstreamTooLargeError,
 )
+from recorder.event_stream import EVENT_STREAM, ClientStream
+from recorder.event_stream import connection_listed as _connection_listed
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import RedactionRules, Redactor
 from recorder.upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamClient, proxy_for
@@ -145,12 +148,6 @@ CONFIG_KEY = web.AppKey("proxy_config", ProxyConfig)
 STATE_KEY = web.AppKey("proxy_state", ProxyState)
 
 
-def _connection_listed(headers: CIMultiDict[str] | CIMultiDictProxy[str]) -> frozenset[str]:
-    """Header names a `Connection` header marks as hop-by-hop."""
-    values = headers.getall("Connection", ())
-    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
-
-
 def _error_body(message: str) -> bytes:
     return json.dumps({"success": False, "error": message}).encode()
 
@@ -185,8 +182,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
         codings = ", ".join(in_headers.getall("Accept-Encoding", ())) or None
         out_headers.append(("Accept-Encoding", _upstream_accept(codings)))
         error: str | None = None
+        # A client that accepts server-sent events (MCP) gets them as they come.
+        streams = EVENT_STREAM in in_headers.get("Accept", "")
+        sink = ClientStream(request, _RESPONSE_SKIP) if streams else None
         try:
-            upstream = await state.client.request(method, raw_target, out_headers, body)
+            upstream = await state.client.request(method, raw_target, out_headers, body, sink)
             status, reason, raw, resp_body = (
                 upstream.status,
                 upstream.reason,
@@ -203,7 +203,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
         except UpstreamError as err:
             status, reason = 502, "Bad Gateway"
             error = _failure(state.base, err)
-        if error is not None:
+        streamed = sink is not None and sink.response is not None
+        if error is not None and sink is not None and streamed:  # cut mid-stream: keep what came
+            state.failures += 1
+            status, reason, raw = sink.status, sink.reason, sink.headers
+            resp_body = b"".join(sink.chunks)
+        elif error is not None:
             state.failures += 1
             resp_body = _error_body(error)
             raw = [("Content-Type", "application/json; charset=utf-8")]
@@ -240,9 +245,14 @@ async def forward(request: web.Request) -> web.StreamResponse:
             if isinstance(err, CassetteReplacedError):
                 state.stopped = err
                 log.error("recording stopped: %s", err)
+            if sink is not None and streamed:  # already answered: it can only be logged
+                log.error("a streamed answer could not be recorded: %s", err)
+                return await sink.end()
             return _unrecordable(err)
         if config.replayer is not None:
             config.replayer.forwarded(live)
+        if sink is not None and streamed:
+            return await sink.end()
         skip = _RESPONSE_SKIP if method != "HEAD" else _HEAD_RESPONSE_SKIP
         lowered = [k.lower() for k, _ in raw]
         if "connection" in lowered:

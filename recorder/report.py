@@ -25,6 +25,8 @@ from recorder.audit import SessionAudit, audit_cassettes
 from recorder.bodies import decoded_or_raw, map_base64_bodies
 from recorder.cassette import Cassette
 from recorder.contract import main_argument
+from recorder.mcp_audit import McpSessionAudit, mcp_label, mcp_session_key
+from recorder.mcp_tools import is_mcp_path, messages_in
 from recorder.records import Interaction
 
 THUMB_WIDTH = 320
@@ -56,6 +58,7 @@ class _Row:
     request_json: str
     answer_json: str
     failed: bool
+    action: str | None = None  # the action type, or an MCP request's tool (or method)
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class _Lane:
     session_id: str | None
     rows: list[_Row] = field(default_factory=list)
     audit: SessionAudit | None = None
+    mcp: McpSessionAudit | None = None  # an MCP session's lane
 
 
 def _data_uri(kind: str, data: bytes) -> str:
@@ -141,6 +145,8 @@ def _row(item: Interaction) -> _Row:
             answer = json.loads(body) if body else None
         except (UnicodeDecodeError, ValueError):
             answer = None
+        if is_mcp_path(req.path):  # JSON-RPC answers, maybe as server-sent events
+            answer = messages_in(body, kind) or answer
         if answer is not None:
             answer_json = _pretty(_take_images(answer, "body", found))
         else:
@@ -154,13 +160,15 @@ def _row(item: Interaction) -> _Row:
         or item.error is not None
         or (isinstance(answer, dict) and answer.get("success") is False)
     )
+    label = mcp_label(req.body) if is_mcp_path(req.path) else None
     return _Row(
         item=item,
-        argument=main_argument(req.path, req.query, req.body),
+        argument=label or main_argument(req.path, req.query, req.body),
         shots=shots,
         request_json=request_json,
         answer_json=answer_json,
-        failed=failed,
+        failed=failed or bool(label and '"isError": true' in answer_json),
+        action=item.action_type or (label.split(" ")[0] if label else None),
     )
 
 
@@ -181,14 +189,22 @@ def _collect(
     done = 0
     out = []
     for index, cassette in enumerate(cassettes):
-        audits = {s.session_id: s for s in audit_cassettes([cassette]).sessions}
+        audited = audit_cassettes([cassette])
+        audits = {s.session_id: s for s in audited.sessions}
+        mcp_audits = {f"mcp {m.mcp_session_id}": m for m in audited.mcp_sessions}
         lanes: dict[str | None, _Lane] = {}
         for entry in sorted(cassette.entries, key=lambda e: (e.start, e.seq)):
             item = cassette.load(entry)
-            sid = item.session_id
+            sid = mcp_session_key(item) or item.session_id
             if sid not in lanes:
                 key = f"c{index}-{len(lanes)}"
-                lanes[sid] = _Lane(key, str(cassette.path), sid, audit=audits.get(sid or ""))
+                lanes[sid] = _Lane(
+                    key,
+                    str(cassette.path),
+                    sid,
+                    audit=audits.get(sid or ""),
+                    mcp=mcp_audits.get(sid or ""),
+                )
             lanes[sid].rows.append(_row(item))
             done += 1
             if on_progress is not None:
@@ -272,6 +288,8 @@ def _lane_stats(lane: _Lane) -> str:
     if lane.audit is not None:
         parts.insert(0, f"{lane.audit.duration_seconds:.1f} s")
         parts.insert(1, f"{lane.audit.credits} credits")
+    if lane.mcp is not None:
+        parts.insert(0, f"{lane.mcp.credits} credits, {len(lane.mcp.browser_sessions)} sessions")
     failed = sum(r.failed for r in lane.rows)
     if failed:
         parts.append(f"{failed} failed")
@@ -300,13 +318,11 @@ def _render_cassette(cassette: Cassette, lanes: list[_Lane], out: list[str]) -> 
             it = r.item
             left = (it.start - t0) / span * 100
             width = it.duration / span * 100
-            label = (
-                f"#{it.seq} {it.action_type or it.request.method} {r.argument or it.request.path}"
-            )
+            label = f"#{it.seq} {r.action or it.request.method} {r.argument or it.request.path}"
             out.append(
                 f'<a class="mark s{_status_class(r)}{" failed" if r.failed else ""}" '
                 f'href="#{lane.key}-{it.seq}" style="left:{left:.3f}%;width:{width:.3f}%" '
-                f'data-type="{_e(it.action_type or "-")}" data-status="{_status_class(r)}" '
+                f'data-type="{_e(r.action or "-")}" data-status="{_status_class(r)}" '
                 f'data-failed="{int(r.failed)}" data-lane="{lane.key}" '
                 f'title="{_e(label)} → {it.response.status}, {it.duration * 1000:.0f} ms"></a>'
             )
@@ -347,10 +363,10 @@ def _render_row(lane: _Lane, r: _Row, t0: float, out: list[str]) -> None:
     sizes = f"{len(it.request.body)} B → {len(it.response.body)} B"
     out.append(
         f'<tr id="{lane.key}-{it.seq}" class="ex{" failed" if r.failed else ""}" '
-        f'data-type="{_e(it.action_type or "-")}" data-status="{_status_class(r)}" '
+        f'data-type="{_e(r.action or "-")}" data-status="{_status_class(r)}" '
         f'data-failed="{int(r.failed)}" data-lane="{lane.key}">'
         f"<td>{it.seq}</td><td>+{it.start - t0:.3f} s</td>"
-        f"<td>{_e(it.request.method)} {_e(target)}</td><td>{_e(it.action_type or '')}</td>"
+        f"<td>{_e(it.request.method)} {_e(target)}</td><td>{_e(r.action or '')}</td>"
         f'<td class="arg">{_e(r.argument or "")}</td><td class="status">{_e(status)}</td>'
         f"<td>{it.duration * 1000:.1f} ms</td><td>{thumbs}</td><td>"
         f"<details><summary>payload ({_e(sizes)})</summary>"
@@ -370,9 +386,10 @@ def render_report(
     collected = _collect(cassettes, on_progress)
     lanes = [lane for _, ls in collected for lane in ls]
     rows = [r for lane in lanes for r in lane.rows]
-    types = sorted({r.item.action_type or "-" for r in rows})
+    types = sorted({r.action or "-" for r in rows})
     statuses = sorted({_status_class(r) for r in rows})
     credits = sum(lane.audit.credits for lane in lanes if lane.audit is not None)
+    credits += sum(lane.mcp.credits for lane in lanes if lane.mcp is not None)
     sessions = sum(1 for lane in lanes if lane.session_id is not None)
     failed = sum(r.failed for r in rows)
     shots = sum(len(r.shots) for r in rows)

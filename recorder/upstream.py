@@ -23,6 +23,7 @@ import ssl
 import urllib.request
 from base64 import b64encode
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -37,6 +38,7 @@ from recorder.errors import (
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "StreamSink",
     "UpstreamClient",
     "UpstreamError",
     "UpstreamResponse",
@@ -57,6 +59,19 @@ class UpstreamResponse:
     reason: str
     headers: list[tuple[str, str]]  # as received: names keep their case, duplicates kept
     body: bytes
+
+
+class StreamSink(Protocol):
+    """Where a `text/event-stream` answer goes as it arrives (MCP's streams), while the whole
+    of it is still returned for the cassette."""
+
+    async def start(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+
+def _event_stream(resp: aiohttp.ClientResponse) -> bool:
+    return resp.content_type == "text/event-stream"
 
 
 def proxy_for(url: str) -> str | None:
@@ -86,6 +101,11 @@ class UpstreamClient:
             raise ValueError(f"upstream must be an http:// or https:// URL, not {base!r}")
         self.base = base.rstrip("/")
         self.max_response_bytes = max_response_bytes
+        # A stream has no total budget (an MCP GET stream lasts as long as its session), only a
+        # budget between two reads (servers send keep-alive comments well within it).
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=timeout
+        )
         self._proxy: URL | None = None
         self._proxy_headers: dict[str, str] | None = None  # sent with CONNECT (https)
         self._proxy_auth: str | None = None  # sent with each forwarded request (http)
@@ -114,17 +134,24 @@ class UpstreamClient:
         )
 
     async def request(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        sink: StreamSink | None = None,
     ) -> UpstreamResponse:
         """One exchange. `target` is the raw path and query, sent as is; `headers` exclude Host,
         Content-Length and hop-by-hop ones. Raises `UpstreamConnectError` (no connection within
         `connect_timeout`), `UpstreamTimeoutError` (no whole answer within `timeout`),
-        `UpstreamTooLargeError` (an answer over `max_response_bytes`) or `UpstreamError`."""
+        `UpstreamTooLargeError` (an answer over `max_response_bytes`) or `UpstreamError`.
+        With a `sink`, a `text/event-stream` answer is also handed to it as it arrives."""
         url = URL(self.base + target, encoded=True)
         sent = CIMultiDict(headers)
         if self._proxy_auth is not None:
             sent["Proxy-Authorization"] = self._proxy_auth
         data = (io.BytesIO(body) if len(body) > _BIG_BODY else body) if body else None
+        options: dict[str, Any] = {} if sink is None else {"timeout": self._stream_timeout}
         try:
             resp = await self._session.request(
                 method,
@@ -134,10 +161,18 @@ class UpstreamClient:
                 allow_redirects=False,
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
+                **options,
             )
+            raw_headers = [
+                (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                for k, v in resp.raw_headers
+            ]
             try:
                 length = resp.content_length
-                if method == "HEAD" or resp.status in _NO_BODY_STATUSES:
+                if sink is not None and _event_stream(resp):
+                    await sink.start(resp.status, resp.reason or "", raw_headers)
+                    answer = await self._read_capped(resp, sink)
+                elif method == "HEAD" or resp.status in _NO_BODY_STATUSES:
                     answer = b""
                 elif length is not None:
                     if length > self.max_response_bytes:
@@ -148,15 +183,7 @@ class UpstreamClient:
                     answer = await self._read_capped(resp)
             finally:
                 resp.release()
-            return UpstreamResponse(
-                resp.status,
-                resp.reason or "",
-                [
-                    (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-                    for k, v in resp.raw_headers
-                ],
-                answer,
-            )
+            return UpstreamResponse(resp.status, resp.reason or "", raw_headers, answer)
         except aiohttp.ConnectionTimeoutError as err:
             raise UpstreamConnectError(f"no connection within the connect timeout ({err})") from err
         except (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError) as err:
@@ -166,7 +193,9 @@ class UpstreamClient:
         except aiohttp.ClientError as err:
             raise UpstreamError(f"{err.__class__.__name__}: {err}") from err
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, sink: StreamSink | None = None
+    ) -> bytes:
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_any():
@@ -175,6 +204,8 @@ class UpstreamClient:
                 resp.close()  # the rest is never read; the connection is not reused
                 raise self._too_large()
             chunks.append(chunk)
+            if sink is not None:
+                await sink.write(chunk)
         return b"".join(chunks)
 
     def _too_large(self) -> UpstreamTooLargeError:

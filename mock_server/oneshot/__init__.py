@@ -20,6 +20,12 @@ It must not import `mock_server.app` (the app imports it).
 
 from __future__ import annotations
 
-from mock_server.oneshot.routes import CaptureSlots, setup_oneshot
+from mock_server.oneshot.routes import (
+    ONESHOT_SLOTS,
+    CaptureSlots,
+    refuse_self,
+    run_capture,
+    setup_oneshot,
+)
 
-__all__ = ["CaptureSlots", "setup_oneshot"]
+__all__ = ["ONESHOT_SLOTS", "CaptureSlots", "refuse_self", "run_capture", "setup_oneshot"]

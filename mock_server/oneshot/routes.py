@@ -32,7 +32,7 @@ from mock_server.actions.budget import Budget
 from mock_server.auth import Users
 from mock_server.browser import error_message
 from mock_server.errors import ActionTimeoutError, BadRequestError, CaptureBusyError, CaptureError
-from mock_server.http import json_response
+from mock_server.http import JSON_TYPE, json_response
 from mock_server.oneshot.cache import OneshotCache, Rendered, cache_key
 from mock_server.oneshot.capture import (
     capture_animated,
@@ -103,6 +103,10 @@ class CaptureSlots:
             self._free.release()
 
 
+# The app's capture slots, shared by the HTTP route and the MCP capture tools.
+ONESHOT_SLOTS = web.AppKey("capture_oneshot_slots", CaptureSlots)
+
+
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)
@@ -150,19 +154,55 @@ def points_at_self(url: str, request: web.Request) -> bool:
 
 async def _capture(
     browser: BrowserManager, endpoint: str, options: Any, budget: Budget
-) -> web.Response:
+) -> tuple[str, bytes | dict[str, Any]]:
+    """(content type, bytes) of an image, PDF or GIF; ("application/json", body) otherwise."""
     if isinstance(options, ImageOptions):
         data = await capture_image(browser, options, budget)
-        return web.Response(body=data, content_type=IMAGE_CONTENT_TYPES[options.type])
+        return IMAGE_CONTENT_TYPES[options.type], data
     if isinstance(options, PdfOptions):
-        pdf = await capture_pdf(browser, options, budget)
-        return web.Response(body=pdf, content_type="application/pdf")
+        return "application/pdf", await capture_pdf(browser, options, budget)
     if isinstance(options, AnimatedOptions):
-        gif = await capture_animated(browser, options, budget)
-        return web.Response(body=gif, content_type="image/gif")
+        return "image/gif", await capture_animated(browser, options, budget)
     if endpoint == "content":
-        return json_response(await capture_content(browser, options, budget))
-    return json_response(await capture_metadata(browser, options, budget))
+        return JSON_TYPE, await capture_content(browser, options, budget)
+    return JSON_TYPE, await capture_metadata(browser, options, budget)
+
+
+async def run_capture(
+    browser: BrowserManager,
+    slots: CaptureSlots,
+    endpoint: str,
+    options: Any,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    patient: bool = False,
+) -> tuple[str, bytes | dict[str, Any]]:
+    """One checked one-shot capture in its turn for a slot, within one time budget (the HTTP
+    route, the batch endpoints and the MCP capture tools share it). For a one-shot the wait for
+    the slot is part of the budget; a `patient` batch item waits its turn first, then gets the
+    whole budget."""
+    try:
+        if patient:
+            async with slots.slot(patient=True), asyncio.timeout(timeout):
+                return await _capture(browser, endpoint, options, Budget.start(timeout))
+        budget = Budget.start(timeout)
+        async with asyncio.timeout(timeout), slots.slot():
+            return await _capture(browser, endpoint, options, budget)
+    except TimeoutError as err:
+        raise ActionTimeoutError(
+            f"The {endpoint} capture exceeded its {timeout:g} s budget"
+        ) from err
+    except PlaywrightError as err:
+        raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
+
+
+def refuse_self(url: str, request: web.Request) -> None:
+    """400 for a `url` that reaches this server itself."""
+    if points_at_self(url, request):
+        raise BadRequestError(
+            "url points at this capture-replay server itself (its own host and port); a "
+            "one-shot of a one-shot would hold a capture slot waiting for another"
+        )
 
 
 async def render(
@@ -174,24 +214,16 @@ async def render(
     *,
     patient: bool = False,
 ) -> Rendered:
-    """One capture in a slot, within one time budget: for a one-shot the wait for the slot is
-    part of it; a `patient` batch item waits its turn first, then gets the whole budget."""
-    try:
-        if patient:
-            async with slots.slot(patient=True), asyncio.timeout(timeout):
-                response = await _capture(browser, endpoint, options, Budget.start(timeout))
-        else:
-            budget = Budget.start(timeout)
-            async with asyncio.timeout(timeout), slots.slot():
-                response = await _capture(browser, endpoint, options, budget)
-    except TimeoutError as err:
-        raise ActionTimeoutError(
-            f"The {endpoint} capture exceeded its {timeout:g} s budget"
-        ) from err
-    except PlaywrightError as err:
-        raise CaptureError(f"The {endpoint} capture failed: {error_message(err)}") from err
-    assert isinstance(response.body, bytes) and response.content_type
-    return Rendered(response.body, response.content_type)
+    """`run_capture` as the bytes and content type answered over HTTP (content and metadata
+    encoded as their JSON answer is): what the cache, the object store and batches keep."""
+    content_type, body = await run_capture(
+        browser, slots, endpoint, options, timeout, patient=patient
+    )
+    if isinstance(body, dict):
+        response = json_response(body)
+        assert isinstance(response.body, bytes) and response.content_type
+        return Rendered(response.body, response.content_type)
+    return Rendered(body, content_type)
 
 
 def setup_oneshot(
@@ -205,7 +237,7 @@ def setup_oneshot(
     objects: ObjectStore | None = None,
 ) -> None:
     """Register `GET /{key}/{hash}/{endpoint}` for the five one-shot endpoints."""
-    capture_slots = slots or CaptureSlots()
+    capture_slots = app[ONESHOT_SLOTS] = slots or CaptureSlots()
     allow_file = browser.allow_file_urls
 
     async def handle(request: web.Request) -> web.Response:
@@ -217,12 +249,7 @@ def setup_oneshot(
         query = Query(raw_query)
         options = PARSERS[endpoint](query, allow_file=allow_file)
         storing = parse_storage(query) if endpoint in STORED_ENDPOINTS else None
-        page = getattr(options, "page", options)
-        if points_at_self(page.url, request):
-            raise BadRequestError(
-                "url points at this capture-replay server itself (its own host and port); a "
-                "one-shot of a one-shot would hold a capture slot waiting for another"
-            )
+        refuse_self(getattr(options, "page", options).url, request)
         key = cache_key(info["key"], endpoint, raw_query)
         rendered = None
         if cache is not None and cache.enabled and not query.flag("fresh"):

@@ -30,6 +30,7 @@ from mock_server.clock import Clock
 from mock_server.config import Mode
 from mock_server.errors import BrowserUnavailableError
 from mock_server.live import LiveRunner, counted_action
+from mock_server.replay.mcp import McpReplayer
 from mock_server.replay.player import Answer, Miss, Player, ReplayState
 from mock_server.sessions import Session, SessionOptions, SessionRegistry
 from recorder.statuses import CDP_UNAVAILABLE
@@ -90,6 +91,8 @@ class ReplayEngine:
         self.registry = registry
         self.clock = clock
         self.live = live
+        # The recorded MCP sessions (`/mcp/v1`), replayed apart: None when none was recorded.
+        self.mcp = McpReplayer.of(player.cassettes)
 
     @property
     def hybrid(self) -> bool:
@@ -100,9 +103,11 @@ class ReplayEngine:
 
     def reset(self) -> None:
         self.player.reset()
+        if self.mcp is not None:
+            self.mcp.reset()
 
     def misses(self) -> list[dict[str, Any]]:
-        return list(self.player.misses)
+        return list(self.player.misses) + (self.mcp.misses if self.mcp is not None else [])
 
     def divergences(self) -> list[dict[str, Any]]:
         return [s.diverged_at for s in self.player.replays.values() if s.diverged_at]

@@ -25,6 +25,7 @@ from mock_server.sessions import Session
 from recorder.cassette import Cassette, open_cassette
 from recorder.comparison import RequestKey, request_key
 from recorder.contract import SESSION_PATH, is_create
+from recorder.mcp_tools import is_mcp_path
 from recorder.records import IndexEntry, Interaction
 
 # Fields of a `session` object that replay recomputes from the mock's own session.
@@ -180,7 +181,7 @@ class Player:
                     self.sessions[entry.session_id] = RecordedSession(entry.session_id, item, [])
                 elif entry.session_id and SESSION_PATH.match(entry.path):
                     by_session[entry.session_id].append(item)
-                elif not creates:
+                elif not creates and not is_mcp_path(entry.path):  # MCP: replay.mcp's
                     self.others.append(item)
         for sid, items in by_session.items():
             if sid in self.sessions:

@@ -1,0 +1,281 @@
+"""Capture's MCP server on the wire: the endpoint, the eight tools and their input schemas, and
+how to read the JSON-RPC messages of an exchange (a request body, a JSON or `text/event-stream`
+answer).
+
+Capture publishes the tool names (reference section 7) but not their input schemas; the ones
+here are derived from the REST contract's fields, one tool per REST call, and every choice is
+written in the README ("MCP server"). The emulator serves them (`mock_server.mcp`), replay
+matches on them (`mock_server.replay.mcp`), and `inspect`, `audit` and `report` read recorded
+MCP exchanges through `mcp_calls`, without importing `mock_server`. Plain functions over strings
+and bytes: imports no aiohttp, click or Pillow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recorder.bodies import Headers, header_value, json_or_none
+
+MCP_PATH = "/mcp/v1"
+SESSION_HEADER = "Mcp-Session-Id"
+EVENT_STREAM = "text/event-stream"
+
+CREATE = "browser_session_create"
+ACT = "browser_session_act"
+GET = "browser_session_get"
+CLOSE = "browser_session_close"
+SCREENSHOT = "capture_screenshot"
+PDF = "capture_pdf"
+CONTENT = "capture_content"
+METADATA = "capture_metadata"
+SESSION_TOOLS: tuple[str, ...] = (CREATE, ACT, GET, CLOSE)
+# The one-shot endpoint each capture tool runs (`recorder.contract.ONESHOT_ENDPOINTS`).
+CAPTURE_ENDPOINTS: dict[str, str] = {
+    SCREENSHOT: "image",
+    PDF: "pdf",
+    CONTENT: "content",
+    METADATA: "metadata",
+}
+TOOL_NAMES: tuple[str, ...] = (*SESSION_TOOLS, *CAPTURE_ENDPOINTS)
+
+DESCRIPTIONS = {
+    CREATE: "Start a browser session (billed per started minute until closed or expired). "
+    "Returns sessionId and expiresAt, and connectUrl when cdp is true.",
+    ACT: "Run one action in a browser session: {sessionId, type, payload} as the REST "
+    "POST /v1/sessions/{id}/actions body. Screenshots come back as PNG image content.",
+    GET: "A browser session's status, expiry, action counts and credits billed so far.",
+    CLOSE: "Close a browser session; returns its final state and billed credits.",
+    SCREENSHOT: "Screenshot a URL (the one-shot image endpoint); returns the image.",
+    PDF: "Render a URL as PDF (the one-shot pdf endpoint); returns an embedded PDF resource.",
+    CONTENT: "A URL's HTML, text and Markdown (the one-shot content endpoint).",
+    METADATA: "A URL's metadata: title, description, image... (the one-shot metadata endpoint).",
+}
+
+_STRING: dict[str, Any] = {"type": "string"}
+_INTEGER: dict[str, Any] = {"type": "integer"}
+_NUMBER: dict[str, Any] = {"type": "number"}
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+_SESSION_ID: dict[str, Any] = {"type": "string", "minLength": 1, "description": "sessionId"}
+
+# The one-shot query options of each endpoint (reference section 6), typed as the REST parsers
+# read them; the parsers still check ranges and combinations and answer their own 400 text.
+_PAGE_OPTIONS: dict[str, dict[str, Any]] = {
+    "url": {"type": "string", "minLength": 1, "description": "page to capture (https:// added)"},
+    "vw": _INTEGER,
+    "vh": _INTEGER,
+    "scaleFactor": _NUMBER,
+    "delay": _NUMBER,
+    "waitFor": _STRING,
+    "waitForId": _STRING,
+    "emulateDevice": _STRING,
+    "userAgent": {"type": "string", "description": "base64url of the user agent"},
+    "httpAuth": {"type": "string", "description": "base64url of username:password"},
+    "darkMode": _BOOLEAN,
+    "blockAds": _BOOLEAN,
+    "blockCookieBanners": _BOOLEAN,
+    "bypassBotDetection": _BOOLEAN,
+    "stealth": _BOOLEAN,
+    "fresh": _BOOLEAN,
+    # accepted and ignored by the one-shot endpoints (nothing is uploaded locally)
+    "preset": _STRING,
+    "timestamp": {"type": ["string", "number"]},
+    "fileName": _STRING,
+    "s3Acl": _STRING,
+    "s3Redirect": _BOOLEAN,
+    "skipUpload": _BOOLEAN,
+}
+_IMAGE_OPTIONS: dict[str, dict[str, Any]] = {
+    "type": {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"]},
+    "full": _BOOLEAN,
+    "transparent": _BOOLEAN,
+    "hideScrollbars": _BOOLEAN,
+    "bestFormat": _BOOLEAN,
+    "selector": _STRING,
+    "selectorId": _STRING,
+    "top": _INTEGER,
+    "left": _INTEGER,
+    "width": _INTEGER,
+    "height": _INTEGER,
+    "resizeWidth": _INTEGER,
+    "resizeHeight": _INTEGER,
+}
+_LENGTH: dict[str, Any] = {"type": ["string", "number"], "description": "8.5in, 210mm, 800px"}
+_PDF_OPTIONS: dict[str, dict[str, Any]] = {
+    "format": _STRING,
+    "width": _LENGTH,
+    "height": _LENGTH,
+    "marginTop": _LENGTH,
+    "marginRight": _LENGTH,
+    "marginBottom": _LENGTH,
+    "marginLeft": _LENGTH,
+    "landscape": _BOOLEAN,
+    "printBackground": _BOOLEAN,
+    "scale": _NUMBER,
+}
+_CAPTURE_OPTIONS = {
+    SCREENSHOT: _IMAGE_OPTIONS,
+    PDF: _PDF_OPTIONS,
+    CONTENT: {},
+    METADATA: {},
+}
+
+
+def _object(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def input_schemas(action_types: Iterable[str], max_ttl_seconds: int) -> dict[str, dict[str, Any]]:
+    """Each tool's JSON Schema. The action types and the TTL cap are the emulator's (their one
+    owner is `mock_server`), handed in so that the schemas never disagree with the REST routes."""
+    create = _object(
+        {
+            "maxTtlSeconds": {"type": "integer", "minimum": 1, "maximum": max_ttl_seconds},
+            "proxy": _BOOLEAN,
+            "bypassBotDetection": _BOOLEAN,
+            "cdp": _BOOLEAN,
+        }
+    )
+    act = _object(
+        {
+            "sessionId": _SESSION_ID,
+            "type": {"type": "string", "enum": list(action_types)},
+            "payload": {"type": "object", "description": "the action's payload (see README)"},
+        },
+        ["sessionId", "type"],
+    )
+    schemas = {
+        CREATE: create,
+        ACT: act,
+        GET: _object({"sessionId": _SESSION_ID}, ["sessionId"]),
+        CLOSE: _object({"sessionId": _SESSION_ID}, ["sessionId"]),
+    }
+    for tool, options in _CAPTURE_OPTIONS.items():
+        schemas[tool] = _object({**_PAGE_OPTIONS, **options}, ["url"])
+    return schemas
+
+
+def query_of(arguments: dict[str, Any]) -> list[tuple[str, str]]:
+    """A capture tool's arguments as one-shot query pairs (booleans as `true`/`false`)."""
+    pairs = []
+    for name, value in arguments.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        else:
+            text = str(value)
+        pairs.append((name, text))
+    return pairs
+
+
+# -- reading recorded exchanges -------------------------------------------------------------------
+
+
+def is_mcp_path(path: str) -> bool:
+    return path.rstrip("/") == MCP_PATH
+
+
+def canonical_arguments(arguments: Any) -> str:
+    """Arguments compared as replay compares bodies: key order and whitespace do not matter."""
+    return json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"))
+
+
+def messages_in(body: bytes, content_type: str | None = None) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a body: a JSON message or batch, or the `data:` of each
+    server-sent event of a `text/event-stream` answer (events without JSON skipped)."""
+    if content_type is not None and content_type.split(";")[0].strip() == EVENT_STREAM:
+        found: list[dict[str, Any]] = []
+        for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+            data = b"\n".join(
+                line[5:].removeprefix(b" ")
+                for line in event.split(b"\n")
+                if line.startswith(b"data:")
+            )
+            found.extend(_as_messages(json_or_none(data) if data else None))
+        return found
+    return _as_messages(json_or_none(body))
+
+
+def _as_messages(parsed: Any) -> list[dict[str, Any]]:
+    items = parsed if isinstance(parsed, list) else [parsed]
+    return [m for m in items if isinstance(m, dict) and m.get("jsonrpc") == "2.0"]
+
+
+@dataclass(frozen=True, slots=True)
+class McpCall:
+    """One JSON-RPC request of an exchange with its answer (None: not in this exchange)."""
+
+    method: str
+    id: Any
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+    @property
+    def tool(self) -> str | None:
+        name = self.params.get("name") if self.method == "tools/call" else None
+        return name if isinstance(name, str) else None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        args = self.params.get("arguments")
+        return args if isinstance(args, dict) else {}
+
+    @property
+    def is_error(self) -> bool:
+        return self.error is not None or bool((self.result or {}).get("isError"))
+
+    def structured(self) -> dict[str, Any] | None:
+        """The JSON a tool answered: its structured content, else its first text block's JSON."""
+        result = self.result or {}
+        if isinstance(result.get("structuredContent"), dict):
+            return result["structuredContent"]
+        for block in result.get("content") or ():
+            if isinstance(block, dict) and block.get("type") == "text":
+                found = json_or_none(str(block.get("text", "")).encode())
+                if isinstance(found, dict):
+                    return found
+        return None
+
+
+def mcp_calls(body: bytes, response_headers: Headers, response_body: bytes) -> list[McpCall]:
+    """The JSON-RPC requests of a recorded MCP exchange, each with its answer."""
+    answers = {
+        json.dumps(m.get("id")): m
+        for m in messages_in(response_body, header_value(response_headers, "content-type"))
+        if "id" in m and ("result" in m or "error" in m)
+    }
+    calls = []
+    for message in messages_in(body):
+        method = message.get("method")
+        if not isinstance(method, str) or "id" not in message:
+            continue  # a notification or an answer to the server
+        answer = answers.get(json.dumps(message["id"]), {})
+        params = message.get("params")
+        calls.append(
+            McpCall(
+                method=method,
+                id=message["id"],
+                params=params if isinstance(params, dict) else {},
+                result=answer.get("result") if isinstance(answer.get("result"), dict) else None,
+                error=answer.get("error") if isinstance(answer.get("error"), dict) else None,
+            )
+        )
+    return calls
+
+
+def mcp_session_of(request_headers: Headers, response_headers: Headers) -> str | None:
+    """The `Mcp-Session-Id` of an exchange: sent by the client, or handed out by `initialize`."""
+    return header_value(request_headers, SESSION_HEADER) or header_value(
+        response_headers, SESSION_HEADER
+    )
