@@ -16,8 +16,10 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from recorder.bodies import Headers, header_value, json_or_none
+from recorder.contract import SESSIONS_PATH, session_path
 
 MCP_PATH = "/mcp/v1"
 SESSION_HEADER = "Mcp-Session-Id"
@@ -176,6 +178,43 @@ def query_of(arguments: dict[str, Any]) -> list[tuple[str, str]]:
             text = str(value)
         pairs.append((name, text))
     return pairs
+
+
+# -- the REST request a tool call stands for -----------------------------------------------------
+
+# The hash segment of a capture tool's one-shot path: a tool call is not signed (the Bearer token
+# authenticates it), so its path is `/{userId}/mcp/{endpoint}`.
+UNSIGNED_HASH = "mcp"
+
+
+@dataclass(frozen=True, slots=True)
+class RestCall:
+    """The REST request a tool call stands for: what fault rules match a tool call on."""
+
+    method: str
+    path: str
+    action: str | None = None
+    session: str | None = None
+    endpoint: str | None = None
+
+
+def rest_call(tool: str, arguments: dict[str, Any], user: str) -> RestCall | None:
+    """The REST request `tool` runs with these (schema-checked) arguments; None for an unknown
+    tool. Session ids and the user are quoted into the path as a client would."""
+    if tool in CAPTURE_ENDPOINTS:
+        endpoint = CAPTURE_ENDPOINTS[tool]
+        path = f"/{quote(user, safe='')}/{UNSIGNED_HASH}/{endpoint}"
+        return RestCall("GET", path, endpoint=endpoint)
+    if tool == CREATE:
+        return RestCall("POST", SESSIONS_PATH)
+    if tool not in SESSION_TOOLS:
+        return None
+    sid = str(arguments.get("sessionId", ""))
+    path = session_path(quote(sid, safe=""), actions=tool == ACT)
+    if tool == ACT:
+        action = arguments.get("type")
+        return RestCall("POST", path, action if isinstance(action, str) else None, sid)
+    return RestCall("GET" if tool == GET else "DELETE", path, session=sid)
 
 
 # -- reading recorded exchanges -------------------------------------------------------------------
