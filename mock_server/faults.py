@@ -176,6 +176,18 @@ def _drop(request: web.Request, rule: FaultRule) -> web.Response:
 # -- MCP tool calls -----------------------------------------------------------------------------
 
 
+def _template(app: web.Application, method: str, path: str) -> str | None:
+    """The path template of the route `method path` is routed to (as `call_of` finds it for a
+    request), from the router's resources in the order aiohttp tries them."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        found = pattern.fullmatch(path) if pattern is not None else info.get("path") == path
+        if found and any(route.method in (method, "*") for route in resource):
+            return resource.canonical
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ToolFault:
     """What a fired rule answers a tool call: the REST status and body (`status` None: the
@@ -194,9 +206,7 @@ async def tool_fault(request: web.Request, rest: RestCall | None, user: str) -> 
     book = request.app[FAULTS]
     if not book.rules or rest is None:
         return None
-    probe = request.clone(method=rest.method, rel_url=rest.path)
-    resource = (await request.app.router.resolve(probe)).route.resource
-    template = resource.canonical if resource is not None else None
+    template = _template(request.app, rest.method, rest.path)
     call = Call(rest.method, rest.path, template, rest.action, rest.session, user, rest.endpoint)
     rule = book.fire(call)
     if rule is None:

@@ -11,10 +11,14 @@ import time
 
 import pytest
 
+from mock_server.config import Mode
+from mock_server.state import BROWSER
 from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, PDF, SCREENSHOT
 from recorder.statuses import STATUSES, Route
+from tests.emulator import RunningEmulator, emulator_config
 from tests.fault_admin import add_fault, fault_list, journal
 from tests.mcp_client import call_error, call_ok, json_of, mcp_session
+from tests.replay import recording_proxy
 
 pytestmark = pytest.mark.browser
 
@@ -149,3 +153,36 @@ async def test_a_reset_drops_the_tool_calls_http_answer(emulator):
         await call_ok(mcp, CREATE, {})
     faulted = [e for e in await journal(emulator) if e["source"] == "fault"]
     assert [(e["status"], e.get("reset")) for e in faulted] == [(None, True)]
+
+
+async def test_replayed_tool_calls_are_faulted_before_the_recording(emulator, pages, tmp_path):
+    cassette = tmp_path / "agent.msgpack"
+    steps = [("click", {"selector": "#inc"}), ("query", {"selector": "#count"})] * 2
+
+    async def run(url: str) -> list[str]:
+        counts = []
+        async with mcp_session(url) as mcp:
+            sid = json_of(await call_ok(mcp, CREATE, {"maxTtlSeconds": 120}))["sessionId"]
+            act = {"sessionId": sid}
+            page = {"url": pages.url("/counter")}
+            await call_ok(mcp, ACT, {**act, "type": "goto", "payload": page})
+            for action, payload in steps:
+                result = await mcp.call_tool(ACT, {**act, "type": action, "payload": payload})
+                if result.is_error:
+                    counts.append(f"{json_of(result)['status']} {json_of(result)['error']}")
+                elif action == "query":
+                    counts.append(json_of(result)["elements"][0]["text"])
+        return counts
+
+    async with recording_proxy(emulator.url, cassette) as url:
+        assert await run(url) == ["1", "2"]
+    server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
+    try:
+        await add_fault(server, {"action": "query", "times": 1, "status": 504})
+        # the faulted query took no recorded answer: the next query gets the first one
+        assert await run(server.url) == ["504 Action timed out", "1"]
+        (rule,) = await fault_list(server)
+        assert (rule["matched"], rule["fired"]) == (2, 1)
+        assert server.app[BROWSER].launched is False
+    finally:
+        await server.stop()
