@@ -16,6 +16,11 @@ runs nothing in the browser. What a fired rule does:
   for get and close);
 - `reset`: the connection is closed with no answer.
 
+MCP tool calls (`/mcp/v1`) are not matched by the middleware but by `tool_fault`, called by the
+tools (and by the MCP replay) with the REST request the call stands for
+(`recorder.mcp_tools.rest_call`): a rule then counts each tool call once, and its answer becomes a
+tool error carrying the REST status and body.
+
 An answer a fault produced carries `X-Capture-Replay: fault` and is journalled with `"source":
 "fault"` and the rule's id (`"rule"`). Rules live in each app's own `FaultBook` (never shared
 between servers); `POST /__admin/reset` removes them.
