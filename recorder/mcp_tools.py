@@ -6,9 +6,10 @@ Capture publishes the tool names (reference section 7) but not their input schem
 here are derived from the REST contract's fields, one tool per REST call (`rest_call` says which,
 for fault rules too): the names come from `recorder.fields` (the one table of request fields),
 this module only types them, and every choice is written in the README ("MCP server"). The
-emulator serves them (`mock_server.mcp`), replay matches on them (`mock_server.replay.mcp`), and `inspect`, `audit` and `report` read recorded
-MCP exchanges through `mcp_calls`, without importing `mock_server`. Plain functions over strings
-and bytes: imports no aiohttp, click or Pillow.
+emulator serves them (`mock_server.mcp`), replay matches on them (`mock_server.replay.mcp`), and
+`inspect`, `audit` and `report` read recorded MCP exchanges through `mcp_calls`, without
+importing `mock_server`. Plain functions over strings and bytes: imports no aiohttp, click or
+Pillow.
 """
 
 from __future__ import annotations
