@@ -97,6 +97,8 @@ async def test_rules_are_added_listed_and_removed(emulator):
         (["status", 500], "rule"),
         ({"path": "", "status": 500}, "path"),
         ({"id": "a b", "delay_ms": 1}, "id"),
+        ({"path": "/mcp/v1", "reset": True}, "path"),  # tool calls match their REST request
+        ({"path": "/mcp/v1/", "delay_ms": 5}, "path"),
     ],
 )
 async def test_a_malformed_rule_is_400_naming_the_field(emulator, rule, field):
