@@ -1,14 +1,28 @@
 """The MCP tools' input schemas come from the one table of request fields (`recorder.fields`):
 each capture tool takes exactly the names its one-shot endpoint accepts (one name per option, no
 aliases), `browser_session_create` the create body's and `browser_session_act` the action
-request's, typed as the REST parsers read them; every schema is valid JSON Schema."""
+request's, typed as the REST parsers read them; every schema is valid JSON Schema. Each tool
+call stands for one REST request (what fault rules match it on)."""
 
 from __future__ import annotations
 
 import jsonschema
 
 from recorder import fields
-from recorder.mcp_tools import ACT, CAPTURE_ENDPOINTS, CREATE, GET, PDF, SCREENSHOT, input_schemas
+from recorder.mcp_tools import (
+    ACT,
+    CAPTURE_ENDPOINTS,
+    CLOSE,
+    CREATE,
+    GET,
+    PDF,
+    SCREENSHOT,
+    TOOL_NAMES,
+    RestCall,
+    input_schemas,
+    rest_call,
+)
+from recorder.statuses import Route, route_of
 
 SCHEMAS = input_schemas(["goto", "screenshot"], 900)
 
@@ -40,3 +54,24 @@ def test_options_are_typed_as_the_parsers_read_them_and_schemas_are_valid():
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["additionalProperties"] is False
+
+
+def test_each_tool_call_stands_for_the_rest_request_it_runs():
+    sid = "sess_a/b"
+    calls = {
+        tool: rest_call(tool, {"sessionId": sid, "type": "click"}, "u 1") for tool in TOOL_NAMES
+    }
+    assert calls[CREATE] == RestCall("POST", "/v1/sessions")
+    assert calls[ACT] == RestCall("POST", "/v1/sessions/sess_a%2Fb/actions", "click", sid)
+    assert calls[GET] == RestCall("GET", "/v1/sessions/sess_a%2Fb", session=sid)
+    assert calls[CLOSE] == RestCall("DELETE", "/v1/sessions/sess_a%2Fb", session=sid)
+    assert calls[PDF] == RestCall("GET", "/u%201/mcp/pdf", endpoint="pdf")
+    routes = {tool: route_of(c.method, c.path) for tool, c in calls.items() if c is not None}
+    assert routes == {
+        CREATE: Route.CREATE,
+        ACT: Route.ACTION,
+        GET: Route.GET,
+        CLOSE: Route.CLOSE,
+        **dict.fromkeys(CAPTURE_ENDPOINTS, Route.ONESHOT),
+    }
+    assert rest_call("capture_everything", {}, "u") is None
