@@ -25,7 +25,8 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from mock_server.auth import authenticate
-from mock_server.faults import tool_fault
+from mock_server.faults import FAULT_SOURCE, tool_fault
+from mock_server.http import REPLAY_HEADER
 from mock_server.mcp.bridge import serve_asgi
 from mock_server.mcp.tools import TOOLS, Caller, ToolError, call_tool
 from mock_server.replay.mcp import McpReplayer
@@ -122,7 +123,9 @@ async def _replayed_fault(
     if fault.status is None:
         return web.Response(status=500)  # the connection is closed: never sent
     status, headers, answer = replayer.tool_error(rpc_id, ToolError.of_fault(fault).body)
-    return web.Response(status=status, headers=headers, body=answer)
+    return web.Response(
+        status=status, headers=[*headers, (REPLAY_HEADER, FAULT_SOURCE)], body=answer
+    )
 
 
 MCP_SERVICE = web.AppKey("capture_mcp", McpService)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 
 from mock_server.config import Mode
 from mock_server.state import BROWSER
-from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, PDF, SCREENSHOT
+from recorder.mcp_tools import ACT, CLOSE, CREATE, GET, MCP_PATH, PDF, SCREENSHOT, SESSION_HEADER
 from recorder.statuses import STATUSES, Route
-from tests.emulator import RunningEmulator, emulator_config
+from tests.emulator import TOKEN, RunningEmulator, emulator_config
 from tests.fault_admin import add_fault, fault_list, journal
 from tests.mcp_client import call_error, call_ok, json_of, mcp_session
 from tests.replay import recording_proxy
@@ -184,5 +185,25 @@ async def test_replayed_tool_calls_are_faulted_before_the_recording(emulator, pa
         (rule,) = await fault_list(server)
         assert (rule["matched"], rule["fired"]) == (2, 1)
         assert server.app[BROWSER].launched is False
+        headers = {"Authorization": TOKEN, "Accept": "application/json, text/event-stream"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+            async with http.post(server.url + MCP_PATH, json=initialize) as r:
+                mcp_id = r.headers[SESSION_HEADER]
+            await add_fault(server, {"method": "POST", "times": 1, "status": 503})
+            call = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": CREATE, "arguments": {"maxTtlSeconds": 120}},
+            }
+            async with http.post(
+                server.url + MCP_PATH, json=call, headers={SESSION_HEADER: mcp_id}
+            ) as r:
+                assert r.headers["X-Capture-Replay"] == "fault"
+                answer = await r.json()
+        assert answer["id"] == 7 and answer["result"]["isError"] is True
+        faulted = [e for e in await journal(server) if e["source"] == "fault"]
+        assert [e["rule"] for e in faulted] == ["fault_1", "fault_2"]
     finally:
         await server.stop()
