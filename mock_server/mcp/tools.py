@@ -4,8 +4,10 @@
 (`mock_server.routes`), so the 5-session limit, TTL, billing on the server's clock and the
 action counts are the very same; `capture_*` check their arguments with the one-shot parsers and
 run `run_capture` in the same capture slots as the signed URLs (`mock_server.oneshot`). The
-arguments are first checked against the tool's input schema (`recorder.mcp_tools`). Any refusal
-(a bad argument, a REST error such as the 429 limit) is a `ToolError` carrying the REST answer's
+arguments are first checked against the tool's input schema (`recorder.mcp_tools`), then the
+server's fault rules are applied as to the REST request the call stands for
+(`mock_server.faults.tool_fault`). Any refusal (a bad argument, a fired fault rule, a REST error
+such as the 429 limit) is a `ToolError` carrying the REST answer's
 JSON (`status` and the contract's `error` text), which the server answers as a tool error
 (`isError: true`), never as a protocol error.
 
