@@ -30,6 +30,7 @@ import yaml
 from mock_server.actions import ActionType
 from mock_server.errors import BadRequestError, NotFoundError
 from recorder.contract import ONESHOT_ENDPOINTS
+from recorder.mcp_tools import MCP_PATH, is_mcp_path
 from recorder.statuses import (
     ROUTE_CALLS,
     SESSION_ROUTES,
@@ -201,6 +202,13 @@ def parse_rule(data: Any, rule_id: str, seed: int) -> FaultRule:
         if not _METHOD.match(given["method"]):
             raise FaultRuleError("method", f"not an HTTP method: {given['method']!r}")
         given["method"] = given["method"].upper()
+    if "path" in given and is_mcp_path(given["path"]):
+        raise FaultRuleError(
+            "path",
+            f"{MCP_PATH} itself is never matched: an MCP tool call is matched as the REST request "
+            "it runs (browser_session_act as POST /v1/sessions/*/actions, capture_pdf as "
+            "endpoint pdf, ...)",
+        )
     if "action" in given and given["action"] not in set(ActionType):
         raise FaultRuleError(
             "action", f"unknown action type {given['action']!r}; one of {', '.join(ActionType)}"

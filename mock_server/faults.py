@@ -16,6 +16,11 @@ runs nothing in the browser. What a fired rule does:
   for get and close);
 - `reset`: the connection is closed with no answer.
 
+MCP tool calls (`/mcp/v1`) are not matched by the middleware but by `tool_fault`, called by the
+tools (and by the MCP replay) with the REST request the call stands for
+(`recorder.mcp_tools.rest_call`): a rule then counts each tool call once, and its answer becomes a
+tool error carrying the REST status and body.
+
 An answer a fault produced carries `X-Capture-Replay: fault` and is journalled with `"source":
 "fault"` and the rule's id (`"rule"`). Rules live in each app's own `FaultBook` (never shared
 between servers); `POST /__admin/reset` removes them.
@@ -24,6 +29,7 @@ between servers); `POST /__admin/reset` removes them.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +43,7 @@ from mock_server.sessions import Session
 from mock_server.state import CLOCK, CONFIG, FAULT_JOURNAL, FAULTS, REGISTRY, SOURCE
 from recorder.bodies import json_or_none
 from recorder.contract import action_type_in, session_id_from_path, signed_parts
+from recorder.mcp_tools import RestCall, is_mcp_path
 from recorder.statuses import (
     ACTIVE_COUNT,
     EXPIRES_IN,
@@ -77,8 +84,8 @@ async def call_of(request: web.Request, book: FaultBook) -> Call:
 @web.middleware
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     book = request.app[FAULTS]
-    if not book.rules or request.path.startswith(ADMIN_PREFIX):
-        return await handler(request)
+    if not book.rules or request.path.startswith(ADMIN_PREFIX) or is_mcp_path(request.path):
+        return await handler(request)  # an MCP tool call is matched as its REST call: tool_fault
     call = await call_of(request, book)
     rule = book.fire(call)
     if rule is None:
@@ -110,8 +117,14 @@ async def _session(request: web.Request, call: Call) -> Session | None:
 
 
 async def _status_answer(request: web.Request, rule: FaultRule, call: Call) -> web.Response:
+    status, body = await _status_body(request, rule, call)
+    return json_response(body, status)
+
+
+async def _status_body(request: web.Request, rule: FaultRule, call: Call) -> tuple[int, Any]:
+    """The status and JSON body a status rule answers for `call`."""
     if "body" in rule.given:
-        return json_response(rule.body, rule.status or 500)
+        return rule.status or 500, rule.body
     route = call.route
     assert route is not None and rule.status is not None
     entry = documented(route, rule.status)
@@ -125,7 +138,7 @@ async def _status_answer(request: web.Request, rule: FaultRule, call: Call) -> w
         limit = request.app[CONFIG].max_sessions
         body[ACTIVE_COUNT] = limit
         body[MAX_CONCURRENT] = limit
-    return json_response(body, rule.status)
+    return rule.status, body
 
 
 async def _end_session(request: web.Request, rule: FaultRule, call: Call) -> web.Response:
@@ -139,15 +152,19 @@ async def _end_session(request: web.Request, rule: FaultRule, call: Call) -> web
     if session is None:
         missing = NotFoundError(NOT_FOUND)
         return json_response(missing.body(), missing.status)
+    await _end(request, rule, session)
+    if call.route is Route.ACTION:
+        inactive = inactive_error(session)
+        return json_response(inactive.body(), inactive.status)
+    return json_response({"success": True, "session": session.snapshot()})
+
+
+async def _end(request: web.Request, rule: FaultRule, session: Session) -> None:
     registry = request.app[REGISTRY]
     if rule.end_session is EndSession.EXPIRE:
         await registry.expire(session)
     else:
         await registry.fail(session)
-    if call.route is Route.ACTION:
-        inactive = inactive_error(session)
-        return json_response(inactive.body(), inactive.status)
-    return json_response({"success": True, "session": session.snapshot()})
 
 
 def _drop(request: web.Request, rule: FaultRule) -> web.Response:
@@ -159,6 +176,62 @@ def _drop(request: web.Request, rule: FaultRule) -> web.Response:
     if transport is not None:
         transport.close()
     return web.Response(status=500)
+
+
+# -- MCP tool calls -----------------------------------------------------------------------------
+
+
+def _template(app: web.Application, method: str, path: str) -> str | None:
+    """The path template of the route `method path` is routed to (as `call_of` finds it for a
+    request), from the router's resources in the order aiohttp tries them."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        found = pattern.fullmatch(path) if pattern is not None else info.get("path") == path
+        if found and any(route.method in (method, "*") for route in resource):
+            return resource.canonical
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFault:
+    """What a fired rule answers a tool call: the REST status and body (`status` None: the
+    connection was dropped, nothing reaches the client)."""
+
+    rule: FaultRule
+    status: int | None
+    body: Any
+
+
+async def tool_fault(request: web.Request, rest: RestCall | None, user: str) -> ToolFault | None:
+    """Apply the rules to an MCP tool call, matched as the REST request it stands for
+    (`recorder.mcp_tools.rest_call`; the path template is the one that request is routed to).
+    None: the tool runs (no rule fired, a delay alone was waited, or `end_session` ended the
+    session and the tool then answers what its state says)."""
+    book = request.app[FAULTS]
+    if not book.rules or rest is None:
+        return None
+    template = _template(request.app, rest.method, rest.path)
+    call = Call(rest.method, rest.path, template, rest.action, rest.session, user, rest.endpoint)
+    rule = book.fire(call)
+    if rule is None:
+        return None
+    request[FAULT_JOURNAL] = {"rule": rule.id}
+    if rule.delay_ms:
+        await asyncio.sleep(rule.delay_ms / 1000)
+    if rule.reset:
+        _drop(request, rule)
+        return ToolFault(rule, None, None)
+    if rule.status is not None:
+        request[SOURCE] = FAULT_SOURCE
+        status, body = await _status_body(request, rule, call)
+        return ToolFault(rule, status, body)
+    if rule.end_session is not None:
+        request[SOURCE] = FAULT_SOURCE
+        session = await _session(request, call)
+        if session is not None:
+            await _end(request, rule, session)
+    return None
 
 
 # -- admin routes -------------------------------------------------------------------------------

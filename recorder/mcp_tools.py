@@ -3,11 +3,13 @@ how to read the JSON-RPC messages of an exchange (a request body, a JSON or `tex
 answer).
 
 Capture publishes the tool names (reference section 7) but not their input schemas; the ones
-here are derived from the REST contract's fields, one tool per REST call, and every choice is
-written in the README ("MCP server"). The emulator serves them (`mock_server.mcp`), replay
-matches on them (`mock_server.replay.mcp`), and `inspect`, `audit` and `report` read recorded
-MCP exchanges through `mcp_calls`, without importing `mock_server`. Plain functions over strings
-and bytes: imports no aiohttp, click or Pillow.
+here are derived from the REST contract's fields, one tool per REST call (`rest_call` says which,
+for fault rules too): the names come from `recorder.fields` (the one table of request fields),
+this module only types them, and every choice is written in the README ("MCP server"). The
+emulator serves them (`mock_server.mcp`), replay matches on them (`mock_server.replay.mcp`), and
+`inspect`, `audit` and `report` read recorded MCP exchanges through `mcp_calls`, without
+importing `mock_server`. Plain functions over strings and bytes: imports no aiohttp, click or
+Pillow.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from recorder import fields
 from recorder.bodies import Headers, header_value, json_or_none
+from recorder.contract import SESSIONS_PATH, session_path
 
 MCP_PATH = "/mcp/v1"
 SESSION_HEADER = "Mcp-Session-Id"
@@ -60,67 +65,40 @@ _NUMBER: dict[str, Any] = {"type": "number"}
 _BOOLEAN: dict[str, Any] = {"type": "boolean"}
 _SESSION_ID: dict[str, Any] = {"type": "string", "minLength": 1, "description": "sessionId"}
 
-# The one-shot query options of each endpoint (reference section 6), typed as the REST parsers
-# read them; the parsers still check ranges and combinations and answer their own 400 text.
-_PAGE_OPTIONS: dict[str, dict[str, Any]] = {
+# The JSON type of each one-shot query option, as the REST parsers read it (a name not here is a
+# string); the parsers still check ranges and combinations and answer their own 400 text. Which
+# options each endpoint has is `recorder.fields.ONESHOT`'s: this table only types them.
+_LENGTH: dict[str, Any] = {"type": ["string", "number"], "description": "8.5in, 210mm, 800px"}
+_OPTION_TYPES: dict[str, dict[str, Any]] = {
     "url": {"type": "string", "minLength": 1, "description": "page to capture (https:// added)"},
-    "vw": _INTEGER,
-    "vh": _INTEGER,
-    "scaleFactor": _NUMBER,
-    "delay": _NUMBER,
-    "waitFor": _STRING,
-    "waitForId": _STRING,
-    "emulateDevice": _STRING,
     "userAgent": {"type": "string", "description": "base64url of the user agent"},
     "httpAuth": {"type": "string", "description": "base64url of username:password"},
-    "darkMode": _BOOLEAN,
-    "blockAds": _BOOLEAN,
-    "blockCookieBanners": _BOOLEAN,
-    "bypassBotDetection": _BOOLEAN,
-    "stealth": _BOOLEAN,
-    "fresh": _BOOLEAN,
-    # accepted and ignored by the one-shot endpoints (nothing is uploaded locally)
-    "preset": _STRING,
-    "timestamp": {"type": ["string", "number"]},
-    "fileName": _STRING,
-    "s3Acl": _STRING,
-    "s3Redirect": _BOOLEAN,
-    "skipUpload": _BOOLEAN,
-}
-_IMAGE_OPTIONS: dict[str, dict[str, Any]] = {
     "type": {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"]},
-    "full": _BOOLEAN,
-    "transparent": _BOOLEAN,
-    "hideScrollbars": _BOOLEAN,
-    "bestFormat": _BOOLEAN,
-    "selector": _STRING,
-    "selectorId": _STRING,
-    "top": _INTEGER,
-    "left": _INTEGER,
-    "width": _INTEGER,
-    "height": _INTEGER,
-    "resizeWidth": _INTEGER,
-    "resizeHeight": _INTEGER,
+    "timestamp": {"type": ["string", "number"]},
+    **dict.fromkeys("vw vh top left width height resizeWidth resizeHeight".split(), _INTEGER),
+    **dict.fromkeys("scaleFactor delay scale".split(), _NUMBER),
+    **dict.fromkeys(
+        (
+            "darkMode blockAds blockCookieBanners bypassBotDetection stealth fresh s3Redirect "
+            "skipUpload full transparent hideScrollbars bestFormat landscape printBackground"
+        ).split(),
+        _BOOLEAN,
+    ),
 }
-_LENGTH: dict[str, Any] = {"type": ["string", "number"], "description": "8.5in, 210mm, 800px"}
-_PDF_OPTIONS: dict[str, dict[str, Any]] = {
-    "format": _STRING,
-    "width": _LENGTH,
-    "height": _LENGTH,
-    "marginTop": _LENGTH,
-    "marginRight": _LENGTH,
-    "marginBottom": _LENGTH,
-    "marginLeft": _LENGTH,
-    "landscape": _BOOLEAN,
-    "printBackground": _BOOLEAN,
-    "scale": _NUMBER,
-}
-_CAPTURE_OPTIONS = {
-    SCREENSHOT: _IMAGE_OPTIONS,
-    PDF: _PDF_OPTIONS,
-    CONTENT: {},
-    METADATA: {},
-}
+# The pdf endpoint reads its sizes as CSS lengths.
+_PDF_TYPES: dict[str, dict[str, Any]] = dict.fromkeys(
+    "width height marginTop marginRight marginBottom marginLeft".split(), _LENGTH
+)
+_CREATE_TYPES: dict[str, dict[str, Any]] = dict.fromkeys(fields.CREATE.accepted, _BOOLEAN)
+
+
+def _tool_options(endpoint: str) -> dict[str, dict[str, Any]]:
+    """A capture tool's arguments: the names the endpoint's field table accepts (documented, and
+    chosen other than aliases: a tool takes one name per option), typed."""
+    table = fields.ONESHOT[endpoint]
+    aliases = {alias for name in table.accepted for alias in table.names(name)[1:]}
+    types = {**_OPTION_TYPES, **(_PDF_TYPES if endpoint == "pdf" else {})}
+    return {n: types.get(n, _STRING) for n in table.accepted if n not in aliases}
 
 
 def _object(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
@@ -137,20 +115,14 @@ def _object(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[st
 def input_schemas(action_types: Iterable[str], max_ttl_seconds: int) -> dict[str, dict[str, Any]]:
     """Each tool's JSON Schema. The action types and the TTL cap are the emulator's (their one
     owner is `mock_server`), handed in so that the schemas never disagree with the REST routes."""
-    create = _object(
-        {
-            "maxTtlSeconds": {"type": "integer", "minimum": 1, "maximum": max_ttl_seconds},
-            "proxy": _BOOLEAN,
-            "bypassBotDetection": _BOOLEAN,
-            "cdp": _BOOLEAN,
-        }
-    )
+    ttl = {"type": "integer", "minimum": 1, "maximum": max_ttl_seconds}
+    create = _object({**_CREATE_TYPES, "maxTtlSeconds": ttl})
+    act_types = {
+        "type": {"type": "string", "enum": list(action_types)},
+        "payload": {"type": "object", "description": "the action's payload (see README)"},
+    }
     act = _object(
-        {
-            "sessionId": _SESSION_ID,
-            "type": {"type": "string", "enum": list(action_types)},
-            "payload": {"type": "object", "description": "the action's payload (see README)"},
-        },
+        {"sessionId": _SESSION_ID, **{n: act_types[n] for n in fields.ACTION_REQUEST.accepted}},
         ["sessionId", "type"],
     )
     schemas = {
@@ -159,8 +131,8 @@ def input_schemas(action_types: Iterable[str], max_ttl_seconds: int) -> dict[str
         GET: _object({"sessionId": _SESSION_ID}, ["sessionId"]),
         CLOSE: _object({"sessionId": _SESSION_ID}, ["sessionId"]),
     }
-    for tool, options in _CAPTURE_OPTIONS.items():
-        schemas[tool] = _object({**_PAGE_OPTIONS, **options}, ["url"])
+    for tool, endpoint in CAPTURE_ENDPOINTS.items():
+        schemas[tool] = _object(_tool_options(endpoint), ["url"])
     return schemas
 
 
@@ -176,6 +148,43 @@ def query_of(arguments: dict[str, Any]) -> list[tuple[str, str]]:
             text = str(value)
         pairs.append((name, text))
     return pairs
+
+
+# -- the REST request a tool call stands for -----------------------------------------------------
+
+# The hash segment of a capture tool's one-shot path: a tool call is not signed (the Bearer token
+# authenticates it), so its path is `/{userId}/mcp/{endpoint}`.
+UNSIGNED_HASH = "mcp"
+
+
+@dataclass(frozen=True, slots=True)
+class RestCall:
+    """The REST request a tool call stands for: what fault rules match a tool call on."""
+
+    method: str
+    path: str
+    action: str | None = None
+    session: str | None = None
+    endpoint: str | None = None
+
+
+def rest_call(tool: str, arguments: dict[str, Any], user: str) -> RestCall | None:
+    """The REST request `tool` runs with these (schema-checked) arguments; None for an unknown
+    tool. Session ids and the user are quoted into the path as a client would."""
+    if tool in CAPTURE_ENDPOINTS:
+        endpoint = CAPTURE_ENDPOINTS[tool]
+        path = f"/{quote(user, safe='')}/{UNSIGNED_HASH}/{endpoint}"
+        return RestCall("GET", path, endpoint=endpoint)
+    if tool == CREATE:
+        return RestCall("POST", SESSIONS_PATH)
+    if tool not in SESSION_TOOLS:
+        return None
+    sid = str(arguments.get("sessionId", ""))
+    path = session_path(quote(sid, safe=""), actions=tool == ACT)
+    if tool == ACT:
+        action = arguments.get("type")
+        return RestCall("POST", path, action if isinstance(action, str) else None, sid)
+    return RestCall("GET" if tool == GET else "DELETE", path, session=sid)
 
 
 # -- reading recorded exchanges -------------------------------------------------------------------

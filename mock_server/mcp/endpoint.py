@@ -25,11 +25,14 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from mock_server.auth import authenticate
+from mock_server.faults import FAULT_SOURCE, tool_fault
+from mock_server.http import REPLAY_HEADER
 from mock_server.mcp.bridge import serve_asgi
 from mock_server.mcp.tools import TOOLS, Caller, ToolError, call_tool
+from mock_server.replay.mcp import McpReplayer
 from mock_server.state import CONFIG, REPLAY, SOURCE
 from recorder import __version__
-from recorder.mcp_tools import MCP_PATH
+from recorder.mcp_tools import MCP_PATH, rest_call
 
 _USER = "capture.user"
 _REQUEST = "capture.request"
@@ -93,6 +96,9 @@ class McpService:
         replayer = engine.mcp if engine is not None else None
         if replayer is not None:
             body = await request.read()
+            faulted = await _replayed_fault(request, replayer, user, body)
+            if faulted is not None:
+                return faulted
             status, headers, answer = replayer.answer(
                 request.method, tuple(request.headers.items()), body
             )
@@ -100,6 +106,26 @@ class McpService:
             return web.Response(status=status, headers=headers, body=answer)
         extra = {_USER: user, _REQUEST: request}
         return await serve_asgi(self.manager.handle_request, request, extra)
+
+
+async def _replayed_fault(
+    request: web.Request, replayer: McpReplayer, user: str, body: bytes
+) -> web.Response | None:
+    """A fault rule firing on a replayed tool call, before the recording is consulted (its
+    cursor does not move); None when no rule answers it."""
+    asked = replayer.tool_call_in(body)
+    if asked is None:
+        return None
+    rpc_id, tool, arguments = asked
+    fault = await tool_fault(request, rest_call(tool, arguments, user), user)
+    if fault is None:
+        return None
+    if fault.status is None:
+        return web.Response(status=500)  # the connection is closed: never sent
+    status, headers, answer = replayer.tool_error(rpc_id, ToolError.of_fault(fault).body)
+    return web.Response(
+        status=status, headers=[*headers, (REPLAY_HEADER, FAULT_SOURCE)], body=answer
+    )
 
 
 MCP_SERVICE = web.AppKey("capture_mcp", McpService)

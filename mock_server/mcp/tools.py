@@ -4,8 +4,10 @@
 (`mock_server.routes`), so the 5-session limit, TTL, billing on the server's clock and the
 action counts are the very same; `capture_*` check their arguments with the one-shot parsers and
 run `run_capture` in the same capture slots as the signed URLs (`mock_server.oneshot`). The
-arguments are first checked against the tool's input schema (`recorder.mcp_tools`). Any refusal
-(a bad argument, a REST error such as the 429 limit) is a `ToolError` carrying the REST answer's
+arguments are first checked against the tool's input schema (`recorder.mcp_tools`), then the
+server's fault rules are applied as to the REST request the call stands for
+(`mock_server.faults.tool_fault`). Any refusal (a bad argument, a fired fault rule, a REST error
+such as the 429 limit) is a `ToolError` carrying the REST answer's
 JSON (`status` and the contract's `error` text), which the server answers as a tool error
 (`isError: true`), never as a protocol error.
 
@@ -29,6 +31,7 @@ from aiohttp import web
 from mock_server.actions.dispatch import ActionType
 from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import CaptureError
+from mock_server.faults import ToolFault, tool_fault
 from mock_server.live import inactive_error
 from mock_server.oneshot import ONESHOT_SLOTS, refuse_self, run_capture
 from mock_server.oneshot.options import PARSERS, Query
@@ -58,6 +61,14 @@ class ToolError(Exception):
         return cls({"status": err.status, **err.body()})
 
     @classmethod
+    def of_fault(cls, fault: ToolFault) -> ToolError:
+        """A fired fault rule's REST answer (a dropped connection's error reaches no one)."""
+        if fault.status is None:
+            return cls({"status": None, "success": False, "error": f"reset by {fault.rule.id}"})
+        body = fault.body if isinstance(fault.body, dict) else {"body": fault.body}
+        return cls({"status": fault.status, **body})
+
+    @classmethod
     def bad_argument(cls, tool: str, message: str) -> ToolError:
         return cls({"status": 400, "success": False, "error": f"{tool}: {message}"})
 
@@ -85,6 +96,11 @@ def check_arguments(tool: str, arguments: dict[str, Any] | None) -> dict[str, An
 async def call_tool(caller: Caller, tool: str, arguments: dict[str, Any] | None) -> list[Any]:
     """Run one tool; its MCP content blocks. Raises ToolError."""
     args = check_arguments(tool, arguments)
+    fault = await tool_fault(
+        caller.request, mcp_tools.rest_call(tool, args, caller.user), caller.user
+    )
+    if fault is not None:
+        raise ToolError.of_fault(fault)
     try:
         if tool in CAPTURE_ENDPOINTS:
             return await _capture(caller, CAPTURE_ENDPOINTS[tool], args)

@@ -248,8 +248,25 @@ class McpReplayer:
         body = {"status": 502, "success": False, "error": error}
         self.misses.append({"mcpSession": replay.fresh_id, **body})
         self.source = "miss"
+        return self.tool_error(rpc_id, body)
+
+    def tool_error(self, rpc_id: Any, body: dict[str, Any]) -> Reply:
+        """A tool error (`isError: true`) whose one text block is `body`'s JSON."""
         result = {"content": [{"type": "text", "text": json.dumps(body)}], "isError": True}
         return self._json({"jsonrpc": "2.0", "id": rpc_id, "result": result})
+
+    @staticmethod
+    def tool_call_in(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
+        """(JSON-RPC id, tool, arguments) when `body` is one `tools/call` request."""
+        messages = messages_in(body)
+        if len(messages) != 1 or messages[0].get("method") != "tools/call":
+            return None
+        message = messages[0]
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        name, arguments = params.get("name"), params.get("arguments")
+        if "id" not in message or not isinstance(name, str):
+            return None
+        return message["id"], name, arguments if isinstance(arguments, dict) else {}
 
     # -- answers ------------------------------------------------------------------------------
 

@@ -14,24 +14,11 @@ import pytest
 from recorder.statuses import STATUSES, Route
 from tests.contract.schemas import validate
 from tests.emulator import TOKEN, RunningEmulator, emulator_config
-
-
-async def add(server, rule: dict) -> dict:
-    status, body = await server.call("POST", "/__admin/faults", rule, token=None)
-    assert status == 201, body
-    return body
-
-
-async def faults(server) -> list[dict]:
-    return (await server.call("GET", "/__admin/faults", token=None))[1]["faults"]
-
-
-async def journal(server) -> list[dict]:
-    return (await server.call("GET", "/__admin/requests", token=None))[1]["requests"]
+from tests.fault_admin import add_fault, fault_list, journal
 
 
 async def test_a_403_on_the_next_create_then_sessions_run(emulator, pages):
-    await add(emulator, {"method": "POST", "path": "/v1/sessions", "times": 1, "status": 403})
+    await add_fault(emulator, {"method": "POST", "path": "/v1/sessions", "times": 1, "status": 403})
     status, body = await emulator.call("POST", "/v1/sessions", {"maxTtlSeconds": 60})
     assert (status, body) == (403, {"success": False, "error": STATUSES[Route.CREATE][403].text})
     assert emulator.last_headers["X-Capture-Replay"] == "fault"
@@ -46,7 +33,7 @@ async def test_a_403_on_the_next_create_then_sessions_run(emulator, pages):
 
 
 async def test_a_504_on_the_third_screenshot(emulator, pages):
-    await add(emulator, {"action": "screenshot", "after": 2, "times": 1, "status": 504})
+    await add_fault(emulator, {"action": "screenshot", "after": 2, "times": 1, "status": 504})
     sid = (await emulator.create({"maxTtlSeconds": 120}))["id"]
     await emulator.act(sid, "goto", {"url": pages.url("/counter")})
     for _ in range(2):
@@ -59,14 +46,14 @@ async def test_a_504_on_the_third_screenshot(emulator, pages):
     assert (await emulator.act(sid, "screenshot"))["bodyBase64"]
     count = await emulator.act(sid, "query", {"selector": "#count"})
     assert count["elements"][0]["text"] == "1"
-    assert [(r["matched"], r["fired"]) for r in await faults(emulator)] == [(4, 1)]
+    assert [(r["matched"], r["fired"]) for r in await fault_list(emulator)] == [(4, 1)]
 
 
 async def test_a_delay_holds_the_answer_alone_or_with_a_status(emulator, pages):
     sid = (await emulator.create({"maxTtlSeconds": 120}))["id"]
     await emulator.act(sid, "goto", {"url": pages.url("/counter")})
-    await add(emulator, {"action": "title", "delay_ms": 300})
-    await add(emulator, {"action": "url", "delay_ms": 200, "status": 503})
+    await add_fault(emulator, {"action": "title", "delay_ms": 300})
+    await add_fault(emulator, {"action": "url", "delay_ms": 200, "status": 503})
     started = time.monotonic()
     assert (await emulator.act(sid, "title"))["title"] == "Counter"
     assert time.monotonic() - started >= 0.3
@@ -87,7 +74,7 @@ async def test_a_session_expiring_mid_flow_is_billed_and_frees_its_slot(pages):
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
         rule = {"session": sid, "path": "/v1/sessions/*/actions", "after": 1}
-        await add(server, {**rule, "times": 1, "end_session": "expire"})
+        await add_fault(server, {**rule, "times": 1, "end_session": "expire"})
         await server.act(sid, "goto", {"url": pages.url("/counter")})
         await server.advance(61)
         late = await server.act(sid, "click", {"selector": "#inc"}, expect=409)
@@ -111,7 +98,7 @@ async def test_a_session_expiring_mid_flow_is_billed_and_frees_its_slot(pages):
 async def test_a_crash_ends_the_session_with_status_error(emulator, pages):
     sid = (await emulator.create({"maxTtlSeconds": 300}))["id"]
     await emulator.act(sid, "goto", {"url": pages.url("/counter")})
-    await add(emulator, {"session": sid, "method": "GET", "times": 1, "end_session": "crash"})
+    await add_fault(emulator, {"session": sid, "method": "GET", "times": 1, "end_session": "crash"})
     status, body = await emulator.call("GET", f"/v1/sessions/{sid}")
     assert status == 200 and emulator.last_headers["X-Capture-Replay"] == "fault"
     validate(body, "GetSessionResponse")
@@ -131,7 +118,7 @@ async def test_a_crash_ends_the_session_with_status_error(emulator, pages):
 async def test_a_reset_closes_the_connection_without_an_answer(emulator, pages):
     sid = (await emulator.create({"maxTtlSeconds": 120}))["id"]
     await emulator.act(sid, "goto", {"url": pages.url("/counter")})
-    await add(emulator, {"action": "title", "times": 2, "reset": True})
+    await add_fault(emulator, {"action": "title", "times": 2, "reset": True})
     host, port = emulator.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     body = b'{"type": "title", "payload": {}}'
@@ -166,7 +153,7 @@ async def test_after_and_times_count_exactly_under_8_concurrent_sessions(pages):
                 *(server.create({"maxTtlSeconds": 300}) for _ in range(8))
             )
         ]
-        await add(
+        await add_fault(
             server, {"path": "/v1/sessions/*/actions", "after": 5, "times": 10, "status": 503}
         )
 
@@ -184,6 +171,6 @@ async def test_after_and_times_count_exactly_under_8_concurrent_sessions(pages):
         actions = [e for e in await journal(server) if e["path"].endswith("/actions")]
         assert len(actions) == 32
         assert sum(e["source"] == "fault" for e in actions) == 10
-        assert [(r["matched"], r["fired"]) for r in await faults(server)] == [(32, 10)]
+        assert [(r["matched"], r["fired"]) for r in await fault_list(server)] == [(32, 10)]
     finally:
         await server.stop()

@@ -4,10 +4,7 @@ SDK seeing each documented status, and rule files given to `serve --faults`."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -16,29 +13,20 @@ from capture import Capture
 from capture.client import CaptureSessionsError
 from click.testing import CliRunner
 
+from mock_server.auth import make_token
 from mock_server.cli import main
 from mock_server.config import Exhausted, Mode
 from recorder.contract import sign
 from recorder.statuses import SESSION, STATUSES, Route
 from tests.contract.schemas import validate
 from tests.emulator import RunningEmulator, emulator_config
+from tests.fault_admin import add_fault, journal
+from tests.serve_process import call_json, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER_FLOW = ROOT / "cassettes" / "examples" / "counter-flow.msgpack"
 COUNTER = "http://127.0.0.1:8765/counter"  # the page the example cassette recorded
 CREATE_BODY = b'{"maxTtlSeconds": 300}'
-
-
-async def add(server, rule: dict) -> dict:
-    status, body = await server.call("POST", "/__admin/faults", rule, token=None)
-    assert status == 201, body
-    return body
-
-
-async def journal(server) -> list[dict]:
-    status, body = await server.call("GET", "/__admin/requests", token=None)
-    assert status == 200
-    return body["requests"]
 
 
 @pytest.fixture
@@ -52,9 +40,9 @@ async def replaying():
 
 
 async def test_rules_are_added_listed_and_removed(emulator):
-    first = await add(emulator, {"method": "POST", "path": "/v1/sessions", "status": 403})
+    first = await add_fault(emulator, {"method": "POST", "path": "/v1/sessions", "status": 403})
     assert first["id"] == "fault_1" and first["fired"] == 0
-    named = await add(emulator, {"id": "slow", "delay_ms": 10})
+    named = await add_fault(emulator, {"id": "slow", "delay_ms": 10})
     assert named["id"] == "slow"
     status, body = await emulator.call("POST", "/__admin/faults", {"id": "slow", "delay_ms": 1})
     assert (status, body["field"]) == (400, "id")
@@ -73,7 +61,7 @@ async def test_rules_are_added_listed_and_removed(emulator):
     status, body = await emulator.call("DELETE", "/__admin/faults", token=None)
     assert (status, body["removed"]) == (200, 1)
 
-    await add(emulator, {"method": "GET", "status": 500})
+    await add_fault(emulator, {"method": "GET", "status": 500})
     status, _ = await emulator.call("POST", "/__admin/reset", {}, token=None)
     assert status == 200
     status, listed = await emulator.call("GET", "/__admin/faults", token=None)
@@ -109,6 +97,8 @@ async def test_rules_are_added_listed_and_removed(emulator):
         (["status", 500], "rule"),
         ({"path": "", "status": 500}, "path"),
         ({"id": "a b", "delay_ms": 1}, "id"),
+        ({"path": "/mcp/v1", "reset": True}, "path"),  # tool calls match their REST request
+        ({"path": "/mcp/v1/", "delay_ms": 5}, "path"),
     ],
 )
 async def test_a_malformed_rule_is_400_naming_the_field(emulator, rule, field):
@@ -122,7 +112,7 @@ async def test_a_malformed_rule_is_400_naming_the_field(emulator, rule, field):
 async def test_a_rule_never_leaks_into_another_server(emulator):
     other = await RunningEmulator(emulator_config()).start()
     try:
-        await add(emulator, {"method": "GET", "status": 500})
+        await add_fault(emulator, {"method": "GET", "status": 500})
         status, listed = await other.call("GET", "/__admin/faults", token=None)
         assert listed["faults"] == []
         assert (await other.call("GET", "/v1/sessions/sess_x"))[0] == 404
@@ -134,7 +124,7 @@ async def test_a_rule_never_leaks_into_another_server(emulator):
 async def draws(seed: int) -> list[int]:
     server = await RunningEmulator(emulator_config(fault_seed=seed)).start()
     try:
-        await add(
+        await add_fault(
             server, {"method": "GET", "path": "/v1/sessions/*", "probability": 0.5, "status": 500}
         )
         return [(await server.call("GET", "/v1/sessions/sess_x"))[0] for _ in range(30)]
@@ -153,9 +143,9 @@ async def test_replay_faults_fire_before_the_cassette_and_leave_the_cursor(repla
     created = await replaying.create({"maxTtlSeconds": 300})
     sid = created["id"]
     await replaying.act(sid, "goto", {"url": COUNTER})
-    await add(replaying, {"action": "click", "times": 1, "status": 503})
+    await add_fault(replaying, {"action": "click", "times": 1, "status": 503})
     # An unrecorded request gets the fault, not a miss: the cassette was not consulted.
-    await add(replaying, {"action": "url", "status": 500})
+    await add_fault(replaying, {"action": "url", "status": 500})
     failed = await replaying.act(sid, "click", {"selector": "#inc"}, expect=503)
     assert failed["error"] == STATUSES[Route.ACTION][503].text
     assert failed[SESSION]["id"] == sid and failed["expiresInSeconds"] == 300
@@ -182,7 +172,7 @@ async def test_replay_faults_fire_before_the_cassette_and_leave_the_cursor(repla
 
 async def test_a_replayed_session_expires_mid_flow(replaying):
     sid = (await replaying.create({"maxTtlSeconds": 300}))["id"]
-    await add(
+    await add_fault(
         replaying,
         {"path": "/v1/sessions/*/actions", "after": 1, "times": 1, "end_session": "expire"},
     )
@@ -215,7 +205,7 @@ async def test_the_sdk_sees_each_documented_status_with_the_contracts_text(
     sdk = Capture("user_123", "secret")
     sid = (await sdk.sessions.create({"maxTtlSeconds": 300}))["session"]["id"]
     method, path = SESSION_CALLS[route]
-    await add(replaying, {"method": method, "path": path, "times": 1, "status": status})
+    await add_fault(replaying, {"method": method, "path": path, "times": 1, "status": status})
     calls = {
         Route.CREATE: lambda: sdk.sessions.create({"maxTtlSeconds": 300}),
         Route.GET: lambda: sdk.sessions.get(sid),
@@ -241,7 +231,7 @@ async def test_the_sdk_sees_each_documented_status_with_the_contracts_text(
 async def test_the_sdk_sees_each_one_shot_status(replaying, monkeypatch, status):
     sdk = Capture("user_123", "secret")
     monkeypatch.setattr(Capture, "API_URL", replaying.url)
-    await add(replaying, {"endpoint": "image", "status": status})
+    await add_fault(replaying, {"endpoint": "image", "status": status})
     with pytest.raises(aiohttp.ClientResponseError) as err:
         await sdk.fetch_image(COUNTER)
     assert err.value.status == status
@@ -283,57 +273,22 @@ def test_serve_loads_rules_from_a_file(tmp_path):
     rules.write_text(
         "- id: next-create\n  method: POST\n  path: /v1/sessions\n  times: 1\n  status: 403\n"
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--cassette",
-            str(COUNTER_FLOW),
-            "--faults",
-            str(rules),
-            "--fault-seed",
-            "3",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"on (http://[\d.]+:\d+)", line)
-        assert match, line
-        url = match.group(1)
+    with serve_process(
+        "--cassette", str(COUNTER_FLOW), "--faults", str(rules), "--fault-seed", "3"
+    ) as url:
         request = urllib_request(url + "/v1/sessions", CREATE_BODY)
         assert request[0] == 403 and request[1]["error"] == STATUSES[Route.CREATE][403].text
         assert urllib_request(url + "/v1/sessions", CREATE_BODY)[0] == 201
         listed = urllib_request(url + "/__admin/faults", None)[1]
         assert [(r["id"], r["fired"]) for r in listed["faults"]] == [("next-create", 1)]
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def urllib_request(url: str, data: bytes | None) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    from mock_server.auth import make_token
-
     headers = {
         "Authorization": make_token("user_123", "secret"),
         "Content-Type": "application/json",
     }
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return call_json(url, data, headers)
 
 
 async def test_hybrid_faults_fire_before_the_cassette_and_keep_the_session_replaying():
@@ -341,7 +296,7 @@ async def test_hybrid_faults_fire_before_the_cassette_and_keep_the_session_repla
     await server.start()
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await add(server, {"action": "goto", "times": 1, "status": 504})
+        await add_fault(server, {"action": "goto", "times": 1, "status": 504})
         # Unrecorded: without the fault the session would diverge and go live here.
         await server.act(sid, "goto", {"url": "http://127.0.0.1:9/elsewhere"}, expect=504)
         await server.act(sid, "goto", {"url": COUNTER})

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from mock_server.cli import main
 from recorder.cassette import CassetteWriter
 from tests.recorder.builders import exchange
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serve_process import serve_process
 
 
 @pytest.fixture
@@ -26,34 +21,11 @@ def served(tmp_path) -> Iterator[tuple[str, int]]:
     cassette = tmp_path / "c.msgpack"
     with CassetteWriter(cassette, upstream="https://api.capture.page") as writer:
         writer.append(exchange(1, 0, "GET", "/v1/sessions/sess_a", sid="sess_a"))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--cassette",
-            str(cassette),
-            "--idle-timeout",
-            "1",
-            "--max-connections",
-            "3",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"on http://([\d.]+):(\d+)", line)
-        assert match, line
-        yield match.group(1), int(match.group(2))
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    with serve_process(
+        "--cassette", str(cassette), "--idle-timeout", "1", "--max-connections", "3"
+    ) as url:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        yield host, int(port)
 
 
 async def test_incomplete_requests_are_closed_and_extra_connections_refused(served):
