@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
+from mock_server.auth import Users
 from mock_server.errors import BadRequestError, CaptureError, NotFoundError
 from mock_server.http import json_response
 from mock_server.json_body import parse_json
@@ -160,7 +161,7 @@ class BatchRunner:
         objects: ObjectStore,
         clock: Clock,
         *,
-        users: dict[str, str] | None = None,
+        users: Users | None = None,
         max_items: int = DEFAULT_MAX_ITEMS,
         allowed_hosts: tuple[str, ...] = (),
         concurrency: int = DEFAULT_CONCURRENCY,
