@@ -39,9 +39,7 @@ def verify_signature(users: Users | None, key: str, received: str, raw_query: st
         raise UnauthorizedError(INVALID_HASH)
 
 
-def verify_body_signature(
-    users: Users | None, key: str, received: str | None, body: bytes
-) -> None:
+def verify_body_signature(users: Users | None, key: str, received: str | None, body: bytes) -> None:
     """Raise UnauthorizedError (401) for a missing signature, an unknown key, or a signature
     that is not the body's under any of the key's secrets; `users` None accepts any key and any
     signature that is present."""
