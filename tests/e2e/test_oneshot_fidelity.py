@@ -208,6 +208,35 @@ async def test_cdp_sessions_send_a_standard_chrome_user_agent(
         await manager.close()
 
 
+@pytest.mark.parametrize("shared_first", [True, False])
+async def test_pages_a_cdp_client_opens_send_a_standard_chrome_user_agent(
+    chromium: str, site: PageServer, shared_first: bool
+):
+    # What a CDP client drives itself: the session's page, a page it opens, a context it makes.
+    manager = BrowserManager(chromium, pool_size=0)
+    try:
+        if shared_first:
+            await manager.warm_up()
+        sp = await manager.open_session_page("sess_cdp_client", cdp=True)
+        assert sp.devtools_url is not None
+        async with async_playwright() as pw:
+            browser = await pw.chromium.connect_over_cdp(sp.devtools_url)
+            context = browser.contexts[0]
+            other = await browser.new_context()
+            pages = [context.pages[0], await context.new_page(), await other.new_page()]
+            for page in pages:
+                await page.goto(site.url("/ua"))
+                ua = await page.evaluate("navigator.userAgent")
+                brands = await page.evaluate("JSON.stringify(navigator.userAgentData.brands)")
+                assert await page.text_content("#header") == ua
+                assert_standard_chrome(ua)
+                assert "Headless" not in brands
+            await other.close()
+        await sp.close()
+    finally:
+        await manager.close()
+
+
 async def test_a_viewport_after_emulate_device_is_a_desktop_again(
     session: SessionPage, site: PageServer
 ):
