@@ -196,6 +196,10 @@ class BatchRunner:
         parts = urlsplit(value) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadRequestError("notification_uri must be an http(s) URL")
+        try:
+            parts.port  # noqa: B018 (read for its check: a port that is not 0..65535 raises)
+        except ValueError as err:
+            raise BadRequestError(f"notification_uri has a bad port: {err}") from err
         host = parts.hostname.lower().rstrip(".")
         if not (is_loopback_host(host) or host.endswith(".localhost")) and (
             host not in self.allowed_hosts

@@ -241,6 +241,14 @@ async def test_a_bad_item_is_400_naming_its_index_before_anything_runs(
         ({"items": []}, "data"),
         ({"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "ftp://x/"}, "http"),
         (
+            {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://[::1]:99999/"},
+            "notification_uri",
+        ),
+        (
+            {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://127.0.0.1:x/"},
+            "notification_uri",
+        ),
+        (
             {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://10.0.0.1/h"},
             "loopback",
         ),
