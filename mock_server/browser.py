@@ -612,7 +612,14 @@ class BrowserManager:
             self.last_error = err
 
     async def _open_cdp_page(self, session_id: str) -> SessionPage:
-        """A dedicated Chromium with a DevTools port, so a CDP client sees only this session."""
+        """A dedicated Chromium with a DevTools port, so a CDP client sees only this session.
+
+        Its standard user agent needs the browser's version, which the shared browser tells
+        (launched now if it was not yet); given as Chromium's `--user-agent` switch, it is the
+        default of every page and context a CDP client opens itself, not only of this page."""
+        await self._ensure_browser()
+        user_agent = self.user_agent
+        assert user_agent is not None  # set by every launch of the shared browser
         options = self._launch_options()
         playwright = await self._ensure_playwright()
         user_data_dir = tempfile.mkdtemp(prefix="capture-replay-cdp-")
@@ -620,10 +627,15 @@ class BrowserManager:
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir,
                 **options,
-                args=[*CHROMIUM_ARGS, self._marker, "--remote-debugging-port=0"],
+                args=[
+                    *CHROMIUM_ARGS,
+                    self._marker,
+                    "--remote-debugging-port=0",
+                    f"--user-agent={user_agent}",
+                ],
                 viewport={"width": DEFAULT_VIEWPORT_WIDTH, "height": DEFAULT_VIEWPORT_HEIGHT},
                 device_scale_factor=DEFAULT_DEVICE_SCALE_FACTOR,
-                **({"user_agent": self.user_agent} if self.user_agent else {}),
+                user_agent=user_agent,
             )
         except PlaywrightError as err:
             shutil.rmtree(user_data_dir, ignore_errors=True)
@@ -650,15 +662,7 @@ class BrowserManager:
             devtools_url=devtools_url,
             user_data_dir=user_data_dir,
         )
-        if context.browser is not None:
-            sp.standard_user_agent = standard_user_agent(context.browser.version)
-        if self.user_agent is None and sp.standard_user_agent is not None:
-            # No shared browser told the version before this launch: set it on the page now.
-            with contextlib.suppress(PlaywrightError):
-                cdp = await sp.cdp()
-                await cdp.send(
-                    "Emulation.setUserAgentOverride", {"userAgent": sp.standard_user_agent}
-                )
+        sp.standard_user_agent = user_agent
         self._cdp_pages.add(sp)
         self._live.add(sp)
         sp.on_close = self._released

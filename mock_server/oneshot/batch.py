@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
+from mock_server.auth import Users
 from mock_server.errors import BadRequestError, CaptureError, NotFoundError
 from mock_server.http import json_response
 from mock_server.json_body import parse_json
@@ -160,7 +161,7 @@ class BatchRunner:
         objects: ObjectStore,
         clock: Clock,
         *,
-        users: dict[str, str] | None = None,
+        users: Users | None = None,
         max_items: int = DEFAULT_MAX_ITEMS,
         allowed_hosts: tuple[str, ...] = (),
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -195,6 +196,10 @@ class BatchRunner:
         parts = urlsplit(value) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadRequestError("notification_uri must be an http(s) URL")
+        try:
+            parts.port  # noqa: B018 (read for its check: a port that is not 0..65535 raises)
+        except ValueError as err:
+            raise BadRequestError(f"notification_uri has a bad port: {err}") from err
         host = parts.hostname.lower().rstrip(".")
         if not (is_loopback_host(host) or host.endswith(".localhost")) and (
             host not in self.allowed_hosts

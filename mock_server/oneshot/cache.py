@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from mock_server.clock import Clock
+from mock_server.oneshot.options import Query
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 DEFAULT_MAX_MB = 256
@@ -27,14 +27,10 @@ CacheKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 def cache_key(api_key: str, endpoint: str, raw_query: str) -> CacheKey:
-    """Who asked, for what: never shared between two API keys; parameter order is ignored and
-    empty values count as absent, as the one-shot options read them."""
-    pairs = sorted(
-        (name, value)
-        for name, value in parse_qsl(raw_query, keep_blank_values=True)
-        if value != "" and name not in NOT_IN_KEY
-    )
-    return api_key, endpoint, tuple(pairs)
+    """Who asked, for what: never shared between two API keys; the parameters as the one-shot
+    options read them (`Query`: empty values absent, the last of repeated ones), in any order."""
+    values = Query(raw_query).values
+    return api_key, endpoint, tuple(sorted(i for i in values.items() if i[0] not in NOT_IN_KEY))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ from tests.recorder.conftest import running_proxy
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.browser]
 
 KEY, SECRET = "batch_user", "batch-secret"
+# A second secret of the same user, as `--users FILE` gives one user several lines.
+API_SECRET = "batch-api-secret"
 
 
 class Webhook:
@@ -64,7 +66,7 @@ class Webhook:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def emu(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningEmulator]:
     config = emulator_config(
-        users={KEY: SECRET},
+        users={KEY: (SECRET, API_SECRET)},
         storage_dir=tmp_path_factory.mktemp("store"),
         batch_max=6,
         allow_webhook_hosts=("hooks.example.test",),
@@ -184,7 +186,8 @@ async def test_signatures_in_hex_and_base64_pass_and_bad_ones_are_401(
 ):
     raw = encode({"data": [{"url": site.url("/"), "options": {"vw": 100, "vh": 100}}]})
     digest = hmac.new(SECRET.encode(), raw, hashlib.sha256).digest()
-    for good in (digest.hex(), digest.hex().upper(), base64.b64encode(digest).decode()):
+    second = sign_body(API_SECRET, raw)
+    for good in (digest.hex(), digest.hex().upper(), base64.b64encode(digest).decode(), second):
         status, answer = await post_batch(emu, raw, good)
         assert status == 202, answer
     bad = [
@@ -237,6 +240,14 @@ async def test_a_bad_item_is_400_naming_its_index_before_anything_runs(
         ({"data": [{"url": "http://127.0.0.1:1/"}] * 7}, "at most 6"),
         ({"items": []}, "data"),
         ({"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "ftp://x/"}, "http"),
+        (
+            {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://[::1]:99999/"},
+            "notification_uri",
+        ),
+        (
+            {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://127.0.0.1:x/"},
+            "notification_uri",
+        ),
         (
             {"data": [{"url": "http://127.0.0.1:1/"}], "notification_uri": "http://10.0.0.1/h"},
             "loopback",

@@ -188,7 +188,10 @@ async def test_cdp_session_is_reachable_over_connect_url(chromium: str, site: Pa
             assert await page.title() == "Counter"
             await remote.close()  # disconnects the client only
         assert (await goto(sp, site.url("/form")))["title"] == "Login form"
-        cdp_root = manager.browser_pids()[0]
+        # The shared browser (launched first: it tells the version for the user agent) stays.
+        cdp_root = next(
+            p for p in manager.browser_pids() if "--remote-debugging-port" in _cmdline(p)
+        )
         await sp.close()
         assert not _is_running(cdp_root)
     finally:

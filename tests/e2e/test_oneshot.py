@@ -281,6 +281,11 @@ def unused_port() -> int:
         ("animated", "duration=31&url=https%3A%2F%2Fexample.com", "duration"),
         ("animated", "delay=26&url=https%3A%2F%2Fexample.com", "delay"),
         ("content", "url=file%3A%2F%2F%2Fetc%2Fpasswd", "http"),
+        ("image", "fullPage=yes&url=https%3A%2F%2Fexample.com", "fullPage"),
+        ("image", "format=gif&url=https%3A%2F%2Fexample.com", "format"),
+        ("image", "bestFormat=maybe&url=https%3A%2F%2Fexample.com", "bestFormat"),
+        ("animated", "hideScrollbars=2&url=https%3A%2F%2Fexample.com", "hideScrollbars"),
+        ("image", "emulateDevice=nokia_3310&url=https%3A%2F%2Fexample.com", "emulateDevice"),
     ],
 )
 async def test_bad_options_are_400_json(

@@ -95,24 +95,6 @@ async def test_format_alias_and_best_format(
     assert image.format == pil_format and image.size == (320, 200)
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "query", "message"),
-    [
-        ("image", "fullPage=yes&url=https%3A%2F%2Fexample.com", "fullPage"),
-        ("image", "format=gif&url=https%3A%2F%2Fexample.com", "format"),
-        ("image", "bestFormat=maybe&url=https%3A%2F%2Fexample.com", "bestFormat"),
-        ("animated", "hideScrollbars=2&url=https%3A%2F%2Fexample.com", "hideScrollbars"),
-        ("image", "emulateDevice=nokia_3310&url=https%3A%2F%2Fexample.com", "emulateDevice"),
-    ],
-)
-async def test_bad_new_options_are_400_naming_them(
-    emu: RunningEmulator, endpoint: str, query: str, message: str
-):
-    status, body = await emu.call("GET", f"/key/anyhash/{endpoint}?{query}", token=None)
-    assert status == 400 and body["success"] is False, body
-    assert message in body["error"]
-
-
 # -- darkMode and hideScrollbars ----------------------------------------------------------------
 
 
@@ -194,6 +176,8 @@ async def test_sessions_send_a_standard_chrome_user_agent(session: SessionPage, 
 async def test_cdp_sessions_send_a_standard_chrome_user_agent(
     chromium: str, site: PageServer, shared_first: bool
 ):
+    # The session's page driven by actions, then what a CDP client drives itself: that page, a
+    # page it opens, a context it makes.
     manager = BrowserManager(chromium, pool_size=0)
     try:
         if shared_first:
@@ -203,6 +187,20 @@ async def test_cdp_sessions_send_a_standard_chrome_user_agent(
         state = await page_state(sp)
         assert state["header"] == state["ua"]
         assert_standard_chrome(state["ua"])
+        assert sp.devtools_url is not None
+        async with async_playwright() as pw:
+            browser = await pw.chromium.connect_over_cdp(sp.devtools_url)
+            context = browser.contexts[0]
+            other = await browser.new_context()
+            pages = [context.pages[0], await context.new_page(), await other.new_page()]
+            for page in pages:
+                await page.goto(site.url("/ua"))
+                ua = await page.evaluate("navigator.userAgent")
+                brands = await page.evaluate("JSON.stringify(navigator.userAgentData.brands)")
+                assert await page.text_content("#header") == ua
+                assert_standard_chrome(ua)
+                assert "Headless" not in brands
+            await other.close()
         await sp.close()
     finally:
         await manager.close()

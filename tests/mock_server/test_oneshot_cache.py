@@ -27,6 +27,15 @@ def test_cache_key_ignores_order_empty_values_and_fresh_but_not_the_user_or_time
     assert stamped != cache_key("alice", "image", "url=https%3A%2F%2Fa.test%2F&vw=400&timestamp=1")
 
 
+def test_a_repeated_parameter_keys_on_the_value_the_options_read():
+    # The options read the last of repeated values; two queries that only reorder repeats ask
+    # for different captures and must not share an entry.
+    narrow, wide = "vw=900&vw=400&url=a", "vw=400&vw=900&url=a"
+    assert Query(narrow).text("vw") != Query(wide).text("vw")
+    assert cache_key("k", "image", narrow) != cache_key("k", "image", wide)
+    assert cache_key("k", "image", wide) == cache_key("k", "image", "url=a&vw=900")
+
+
 async def test_entries_live_for_the_ttl_on_the_server_clock():
     clock = ManualClock(1000.0)
     cache = OneshotCache(clock, ttl=60, max_bytes=1000)

@@ -12,8 +12,16 @@ import pytest_asyncio
 from capture import Capture
 from yarl import URL
 
+from mock_server.config import read_users_file
 from mock_server.errors import UnauthorizedError
-from mock_server.signing import INVALID_HASH, UNKNOWN_KEY, sign, verify_signature
+from mock_server.signing import (
+    INVALID_HASH,
+    UNKNOWN_KEY,
+    sign,
+    verify_body_signature,
+    verify_signature,
+)
+from recorder.contract import sign_body
 from tests.emulator import RunningEmulator, emulator_config
 from tests.pages import PageServer
 
@@ -100,3 +108,17 @@ async def test_emulator_without_users_accepts_any_hash(
     status, body = await get_json(emulator.url, f"/whoever/0000/metadata?{query}")
     assert status == 200, body
     assert body["metadata"]["title"] == "Capture test index"
+
+
+def test_batch_signatures_accept_each_secret_of_a_users_file(tmp_path):
+    # `serve --users FILE` gives each user a tuple of secrets: a batch signed with any is good.
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("u:primary\nu:api-secret\nother:x\n", encoding="utf-8")
+    users = read_users_file(users_file)
+    body = b'{"data":[{"url":"http://127.0.0.1:1/"}]}'
+    for secret in ("primary", "api-secret"):
+        verify_body_signature(users, "u", sign_body(secret, body), body)
+    with pytest.raises(UnauthorizedError, match="x-req-signature"):
+        verify_body_signature(users, "u", sign_body("x", body), body)
+    with pytest.raises(UnauthorizedError, match=UNKNOWN_KEY):
+        verify_body_signature(users, "nobody", sign_body("x", body), body)
