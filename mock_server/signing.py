@@ -39,17 +39,16 @@ def verify_signature(users: Users | None, key: str, received: str, raw_query: st
         raise UnauthorizedError(INVALID_HASH)
 
 
-def verify_body_signature(
-    users: dict[str, str] | None, key: str, received: str | None, body: bytes
-) -> None:
+def verify_body_signature(users: Users | None, key: str, received: str | None, body: bytes) -> None:
     """Raise UnauthorizedError (401) for a missing signature, an unknown key, or a signature
-    that is not the body's; `users` None accepts any key and any signature that is present."""
+    that is not the body's under any of the key's secrets; `users` None accepts any key and any
+    signature that is present."""
     if not received:
         raise UnauthorizedError(f"Missing {BATCH_SIGNATURE_HEADER} header: {BODY_SIGNATURE_RULE}")
     if users is None:
         return
-    secret = users.get(key)
-    if secret is None:
+    secrets = secrets_of(users, key)
+    if not secrets:
         raise UnauthorizedError(UNKNOWN_KEY)
-    if not body_signature_matches(secret, body, received):
+    if not any([body_signature_matches(s, body, received) for s in secrets]):
         raise UnauthorizedError(INVALID_BODY_SIGNATURE)
