@@ -31,13 +31,18 @@ from mock_server.sessions import Session
 from mock_server.signing import verify_signature
 from mock_server.state import CONFIG, JOURNAL
 from recorder.contract import blank_signature, signed_parts
-from recorder.findings import Finding, Level, action_findings, create_findings, oneshot_findings
+from recorder.findings import (
+    Finding,
+    Level,
+    action_findings,
+    create_findings,
+    header_values,
+    oneshot_findings,
+)
 from recorder.records import WARNING_HEADER
 
 log = logging.getLogger(__name__)
 
-# Headers on one answer at most (a payload of a thousand unknown keys must not make a thousand).
-MAX_HEADERS = 20
 # Distinct findings kept; later new ones are only counted.
 MAX_DISTINCT = 1000
 
@@ -146,10 +151,8 @@ async def warnings_middleware(request: web.Request, handler: Handler) -> web.Str
         request.app[WARNINGS].note(findings, request.method, path, request.app[JOURNAL].seen)
     if not response.prepared:
         response.headers.popall(WARNING_HEADER, None)
-        for finding in findings[:MAX_HEADERS]:
-            response.headers.add(WARNING_HEADER, finding.message)
-        if len(findings) > MAX_HEADERS:
-            response.headers.add(WARNING_HEADER, f"... and {len(findings) - MAX_HEADERS} more")
+        for value in header_values(findings):
+            response.headers.add(WARNING_HEADER, value)
     return response
 
 

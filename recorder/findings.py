@@ -6,6 +6,8 @@ know, and selector syntax Capture's docs do not describe.
 returns its findings, each one line of text whose wording does not depend on the values sent
 (so equal findings count together, and no typed text or secret is ever repeated). The emulator
 answers them as warnings or, in strict mode, refuses them; the pytest plugin and audit read them.
+`header_values` is what one answer carries (at most `MAX_HEADERS`), and `with_findings` keeps a
+recorded exchange's findings in its stored answer when its upstream (the real API) sent none.
 Plain functions: imports no aiohttp, and never `mock_server`.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,8 +36,12 @@ from recorder.fields import (
     Fields,
     Kind,
 )
+from recorder.records import WARNING_HEADER, Interaction
 
 _NAME_LIMIT = 64
+# Warning headers on one answer at most (a payload of a thousand unknown keys must not make a
+# thousand), then one `... and N more`.
+MAX_HEADERS = 20
 _QUOTED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
 
 
@@ -181,3 +187,26 @@ def request_findings(method: str, path: str, query: str, body: bytes) -> list[Fi
     if method == "GET" and parts is not None:
         return unique(oneshot_findings(parts[2], query))
     return []
+
+
+def header_values(findings: list[Finding]) -> list[str]:
+    """The `X-Capture-Replay-Warning` values of an answer to a request with these findings."""
+    values = [f.message for f in findings[:MAX_HEADERS]]
+    if len(findings) > MAX_HEADERS:
+        values.append(f"... and {len(findings) - MAX_HEADERS} more")
+    return values
+
+
+def with_findings(item: Interaction) -> Interaction:
+    """`item` as the recorder stores it: when the answer carries no warning header (the real
+    API sends none), its request's findings are added to the stored answer's headers, so audit
+    and the report list them for any upstream; an answer with the header (the emulator's own
+    findings) is kept as it came, never counted twice."""
+    if item.response.warnings:
+        return item
+    req = item.request
+    values = header_values(request_findings(req.method, req.path, req.query, req.body))
+    if not values:
+        return item
+    headers = (*item.response.headers, *((WARNING_HEADER, v) for v in values))
+    return replace(item, response=replace(item.response, headers=headers))
