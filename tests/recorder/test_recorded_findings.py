@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -24,38 +23,22 @@ from recorder.proxy import ProxyConfig
 from recorder.records import WARNING_HEADER
 from recorder.report import render_report
 from tests.recorder.conftest import AUTH, FakeUpstream, listen_on_loopback, running_proxy
+from tests.recorder.test_recorded_warnings import TEXT_SELECTOR, UNKNOWN_FILL, flow
 
-UNKNOWN_FILL = "fill payload.bogus is unknown: neither Capture's docs nor capture-replay name it"
-TEXT_SELECTOR = (
-    "click payload.selector uses text=: Playwright-only selector syntax that Capture's docs do "
-    "not describe (they take CSS selectors)"
-)
 UNKNOWN_OPTION = (
     "image option bogusOpt is unknown: neither Capture's docs nor capture-replay name it"
 )
-FILL = {"type": "fill", "payload": {"selector": "#user", "value": "a", "bogus": 1}}
+UNKNOWN_FIELD = {"type": "fill", "payload": {"selector": "#user", "value": "a", "bogus": 1}}
+ONESHOT = "/key/0123abcd/image?url=https%3A%2F%2Fexample.com%2F&bogusOpt=1"
 
 
 async def _flow(url: str) -> list[tuple[int, list[str]]]:
-    """A session with a fill carrying an unknown field (twice), a text= click and a documented
-    goto; then a one-shot with an unknown option: each answer's status and warning headers."""
-    seen: list[tuple[int, list[str]]] = []
-    async with aiohttp.ClientSession(headers=AUTH) as http:
-
-        async def call(method: str, target: str, body: Any = None) -> Any:
-            data = None if body is None else json.dumps(body).encode()
-            async with http.request(method, url + target, data=data) as resp:
-                seen.append((resp.status, resp.headers.getall(WARNING_HEADER, [])))
-                return await resp.json()
-
-        sid = (await call("POST", "/v1/sessions", {"maxTtlSeconds": 300}))["session"]["id"]
-        actions = f"/v1/sessions/{sid}/actions"
-        await call("POST", actions, {"type": "goto", "payload": {"url": "https://example.com/"}})
-        await call("POST", actions, FILL)
-        await call("POST", actions, FILL)
-        await call("POST", actions, {"type": "click", "payload": {"selector": "text=Sign in"}})
-        await call("DELETE", f"/v1/sessions/{sid}")
-        await call("GET", "/key/0123abcd/image?url=https%3A%2F%2Fexample.com%2F&bogusOpt=1")
+    """The emulator test's session flow (a fill with an unknown field twice, a text= click), then
+    a one-shot with an unknown option: each answer's status and warning headers."""
+    seen = await flow(url, "https://example.com/")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + ONESHOT) as resp:
+            seen.append((resp.status, resp.headers.getall(WARNING_HEADER, [])))
     return seen
 
 
@@ -133,7 +116,10 @@ async def test_an_upstreams_own_warnings_are_kept_not_doubled(tmp_path: Path):
             async with aiohttp.ClientSession(headers=AUTH) as http:
                 await (await http.post(url + "/v1/sessions", data=b"{}")).read()
                 async with http.post(
-                    url + "/v1/sessions/sess_1/actions", data=json.dumps(FILL).encode()
+                    url + "/v1/sessions/sess_1/actions",
+                    data=json.dumps(
+                        {"type": "fill", "payload": {"selector": "#user", "value": "a", "bogus": 1}}
+                    ).encode(),
                 ) as resp:
                     assert resp.headers.getall(WARNING_HEADER) == ["said by the upstream"]
     with open_cassette(cassette) as opened:
