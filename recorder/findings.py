@@ -2,7 +2,8 @@
 know, and selector syntax Capture's docs do not describe.
 
 `request_findings(method, path, query, body)` classifies one request with the tables of
-`recorder.fields` (the create body, an action and each step of a batch, a one-shot query) and
+`recorder.fields` (the create body, an action and each step of a batch, a one-shot query, each
+item of a batch request) and
 returns its findings, each one line of text whose wording does not depend on the values sent
 (so equal findings count together, and no typed text or secret is ever repeated). The emulator
 answers them as warnings or, in strict mode, refuses them; the pytest plugin and audit read them.
@@ -18,10 +19,10 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from recorder.bodies import json_or_none
-from recorder.contract import is_action_path, is_create, signed_parts
+from recorder.contract import batch_parts, is_action_path, is_create, signed_parts
 from recorder.fields import (
     ACTION_REQUEST,
     ACTIONS,
@@ -165,6 +166,22 @@ def oneshot_findings(endpoint: str, query: str) -> list[Finding]:
     return found
 
 
+def batch_findings(endpoint: str, body: Any) -> list[Finding]:
+    """Findings of a batch request (`POST /batch-image|pdf/{apiKey}`): each item's `options`
+    read as the query of its one-shot endpoint, so a finding reads (and counts) as that
+    one-shot's would."""
+    items = body.get("data") if isinstance(body, dict) else None
+    found = []
+    for item in items if isinstance(items, list) else ():
+        options = item.get("options") if isinstance(item, dict) else None
+        if isinstance(options, dict):
+            pairs = [
+                (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in options.items()
+            ]
+            found += oneshot_findings(endpoint, urlencode(pairs))
+    return found
+
+
 def unique(findings: list[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
@@ -186,6 +203,9 @@ def request_findings(method: str, path: str, query: str, body: bytes) -> list[Fi
     parts = signed_parts(path)
     if method == "GET" and parts is not None:
         return unique(oneshot_findings(parts[2], query))
+    batch = batch_parts(path) if method == "POST" else None
+    if batch is not None:
+        return unique(batch_findings(batch[0], _json(body)))
     return []
 
 
