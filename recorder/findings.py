@@ -14,6 +14,7 @@ Plain functions: imports no aiohttp, and never `mock_server`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, replace
@@ -72,6 +73,8 @@ def shown(name: str) -> str:
     return json.dumps(clipped)
 
 
+# Selectors repeat (a recorder sees the same few on every exchange): remember recent answers.
+@functools.lru_cache(maxsize=1024)
 def playwright_syntax(selector: str) -> str | None:
     """The Playwright-only syntax `selector` uses (`text=`, `>>`, `:has-text(`…), or None."""
     text = selector.strip()
