@@ -38,6 +38,7 @@ from recorder.fields import (
     Fields,
     Kind,
 )
+from recorder.mcp_tools import query_of
 from recorder.records import WARNING_HEADER, Interaction
 
 _NAME_LIMIT = 64
@@ -178,10 +179,7 @@ def batch_findings(endpoint: str, body: Any) -> list[Finding]:
     for item in items if isinstance(items, list) else ():
         options = item.get("options") if isinstance(item, dict) else None
         if isinstance(options, dict):
-            pairs = [
-                (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in options.items()
-            ]
-            found += oneshot_findings(endpoint, urlencode(pairs))
+            found += oneshot_findings(endpoint, urlencode(query_of(options)))
     return found
 
 
