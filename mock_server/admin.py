@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mock_server import __version__
+from mock_server.cdp import admin_fields
 from mock_server.clock import ManualClock
 from mock_server.config import Mode
 from mock_server.errors import (
@@ -113,7 +114,8 @@ async def usage(request: web.Request) -> web.Response:
 
 
 async def sessions(request: web.Request) -> web.Response:
-    found = [dict(s.snapshot(), user=s.user) for s in request.app[REGISTRY].all()]
+    app = request.app
+    found = [dict(s.snapshot(), user=s.user, **admin_fields(app, s)) for s in app[REGISTRY].all()]
     return json_response({"success": True, "count": len(found), "sessions": found})
 
 

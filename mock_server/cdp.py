@@ -222,6 +222,16 @@ def with_connect_url(
     return body
 
 
+def admin_fields(app: web.Application, session: Session) -> dict[str, int]:
+    """What `GET /__admin/sessions` adds for a CDP session: `cdpConnections`, its open
+    connections. Never a `connectUrl`: a token is a credential, minted only for its owner's
+    create or GET (the admin routes know no user)."""
+    gate = app.get(CDP_GATE)
+    if not session.options.cdp or gate is None:
+        return {}
+    return {"cdpConnections": gate.links(session.id)}
+
+
 async def open_cdp(request: web.Request) -> web.StreamResponse:
     """`GET /cdp?token=...`: admit, connect to the session's browser, upgrade, relay."""
     app = request.app

@@ -9,9 +9,10 @@ finding>}` instead (with `expiresInSeconds` for an action, counted as a failed a
 
 Where the findings come from: `screen_create` and `screen_action` are called by the session
 routes once the body is read (so credentials, an unknown session and an inactive one are answered
-first, as always); `oneshot_screening_middleware` screens signed one-shot URLs before replay or
-capture (after their signature when refusing). `warnings_middleware`, the outermost, puts the
-headers on whatever answer comes back (a recorded answer's own are replaced) and keeps the log.
+first, as always); `oneshot_screening_middleware` screens signed one-shot URLs and the items of
+batch requests before replay or capture (after their signature when refusing).
+`warnings_middleware`, the outermost, puts the headers on whatever answer comes back (a recorded
+answer's own are replaced) and keeps the log.
 The keys of the log and of a request's findings are owned here, beside the only code using them.
 """
 
@@ -28,16 +29,23 @@ from mock_server.http import ADMIN_PREFIX, Handler, json_response
 from mock_server.json_body import parse_json
 from mock_server.live import counted_action
 from mock_server.sessions import Session
-from mock_server.signing import verify_signature
+from mock_server.signing import verify_body_signature, verify_signature
 from mock_server.state import CONFIG, JOURNAL
-from recorder.contract import blank_signature, signed_parts
-from recorder.findings import Finding, Level, action_findings, create_findings, oneshot_findings
+from recorder.contract import BATCH_SIGNATURE_HEADER, batch_parts, blank_signature, signed_parts
+from recorder.findings import (
+    Finding,
+    Level,
+    action_findings,
+    batch_findings,
+    create_findings,
+    header_values,
+    oneshot_findings,
+    unique,
+)
 from recorder.records import WARNING_HEADER
 
 log = logging.getLogger(__name__)
 
-# Headers on one answer at most (a payload of a thousand unknown keys must not make a thousand).
-MAX_HEADERS = 20
 # Distinct findings kept; later new ones are only counted.
 MAX_DISTINCT = 1000
 
@@ -123,6 +131,7 @@ async def oneshot_screening_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     parts = signed_parts(request.path) if request.method == "GET" else None
+    batch = batch_parts(request.path) if request.method == "POST" else None
     if parts is not None:
         key, signature, endpoint = parts
         raw_query = request.raw_path.partition("?")[2]
@@ -130,6 +139,15 @@ async def oneshot_screening_middleware(
         request[FINDINGS] = findings
         if refused(request.app[CONFIG].strict, findings):
             verify_signature(request.app[CONFIG].users, key, signature, raw_query)
+            _screen(request, findings)
+    elif batch is not None:
+        endpoint, key = batch
+        raw = await request.read()  # kept by aiohttp for the handler
+        findings = unique(batch_findings(endpoint, _body(raw)))
+        request[FINDINGS] = findings
+        if refused(request.app[CONFIG].strict, findings):
+            signature = request.headers.get(BATCH_SIGNATURE_HEADER)
+            verify_body_signature(request.app[CONFIG].users, key, signature, raw)
             _screen(request, findings)
     return await handler(request)
 
@@ -146,10 +164,8 @@ async def warnings_middleware(request: web.Request, handler: Handler) -> web.Str
         request.app[WARNINGS].note(findings, request.method, path, request.app[JOURNAL].seen)
     if not response.prepared:
         response.headers.popall(WARNING_HEADER, None)
-        for finding in findings[:MAX_HEADERS]:
-            response.headers.add(WARNING_HEADER, finding.message)
-        if len(findings) > MAX_HEADERS:
-            response.headers.add(WARNING_HEADER, f"... and {len(findings) - MAX_HEADERS} more")
+        for value in header_values(findings):
+            response.headers.add(WARNING_HEADER, value)
     return response
 
 

@@ -6,8 +6,9 @@ id (a 404 for an unknown id, a session created before the recording began) are c
 never billed. Credits: the API's `billedCredits` from a GET/DELETE answer when present, otherwise
 `recorder.contract`'s billing rule from create to close (or to expiry).
 A finding of the secret scan names where the secret is, never the secret itself. Each session
-also lists the warnings an emulator upstream answered (`X-Capture-Replay-Warning`, kept in the
-recorded answers): the fields and selectors the real API may not know, with counts.
+also lists the warnings kept in the recorded answers (`X-Capture-Replay-Warning`: an emulator
+upstream's own, or those the recorder worked out for an upstream that sends none, the real API):
+the fields and selectors the real API may not know, with counts.
 
 Must not import `mock_server`.
 """
@@ -51,7 +52,7 @@ class ActionStats:
 
 @dataclass(frozen=True, slots=True)
 class WarningCount:
-    """An emulator's warning recorded in a session's answers, and how many answers carried it."""
+    """A warning recorded in a session's answers, and how many answers carried it."""
 
     warning: str
     count: int

@@ -2,24 +2,28 @@
 know, and selector syntax Capture's docs do not describe.
 
 `request_findings(method, path, query, body)` classifies one request with the tables of
-`recorder.fields` (the create body, an action and each step of a batch, a one-shot query) and
+`recorder.fields` (the create body, an action and each step of a batch, a one-shot query, each
+item of a batch request) and
 returns its findings, each one line of text whose wording does not depend on the values sent
 (so equal findings count together, and no typed text or secret is ever repeated). The emulator
 answers them as warnings or, in strict mode, refuses them; the pytest plugin and audit read them.
+`header_values` is what one answer carries (at most `MAX_HEADERS`), and `with_findings` keeps a
+recorded exchange's findings in its stored answer when its upstream (the real API) sent none.
 Plain functions: imports no aiohttp, and never `mock_server`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from recorder.bodies import json_or_none
-from recorder.contract import is_action_path, is_create, signed_parts
+from recorder.contract import batch_parts, is_action_path, is_create, signed_parts
 from recorder.fields import (
     ACTION_REQUEST,
     ACTIONS,
@@ -34,8 +38,13 @@ from recorder.fields import (
     Fields,
     Kind,
 )
+from recorder.mcp_tools import query_of
+from recorder.records import WARNING_HEADER, Interaction
 
 _NAME_LIMIT = 64
+# Warning headers on one answer at most (a payload of a thousand unknown keys must not make a
+# thousand), then one `... and N more`.
+MAX_HEADERS = 20
 _QUOTED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
 
 
@@ -65,6 +74,8 @@ def shown(name: str) -> str:
     return json.dumps(clipped)
 
 
+# Selectors repeat (a recorder sees the same few on every exchange): remember recent answers.
+@functools.lru_cache(maxsize=1024)
 def playwright_syntax(selector: str) -> str | None:
     """The Playwright-only syntax `selector` uses (`text=`, `>>`, `:has-text(`…), or None."""
     text = selector.strip()
@@ -159,6 +170,19 @@ def oneshot_findings(endpoint: str, query: str) -> list[Finding]:
     return found
 
 
+def batch_findings(endpoint: str, body: Any) -> list[Finding]:
+    """Findings of a batch request (`POST /batch-image|pdf/{apiKey}`): each item's `options`
+    read as the query of its one-shot endpoint, so a finding reads (and counts) as that
+    one-shot's would."""
+    items = body.get("data") if isinstance(body, dict) else None
+    found = []
+    for item in items if isinstance(items, list) else ():
+        options = item.get("options") if isinstance(item, dict) else None
+        if isinstance(options, dict):
+            found += oneshot_findings(endpoint, urlencode(query_of(options)))
+    return found
+
+
 def unique(findings: list[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
@@ -180,4 +204,30 @@ def request_findings(method: str, path: str, query: str, body: bytes) -> list[Fi
     parts = signed_parts(path)
     if method == "GET" and parts is not None:
         return unique(oneshot_findings(parts[2], query))
+    batch = batch_parts(path) if method == "POST" else None
+    if batch is not None:
+        return unique(batch_findings(batch[0], _json(body)))
     return []
+
+
+def header_values(findings: list[Finding]) -> list[str]:
+    """The `X-Capture-Replay-Warning` values of an answer to a request with these findings."""
+    values = [f.message for f in findings[:MAX_HEADERS]]
+    if len(findings) > MAX_HEADERS:
+        values.append(f"... and {len(findings) - MAX_HEADERS} more")
+    return values
+
+
+def with_findings(item: Interaction) -> Interaction:
+    """`item` as the recorder stores it: when the answer carries no warning header (the real
+    API sends none), its request's findings are added to the stored answer's headers, so audit
+    and the report list them for any upstream; an answer with the header (the emulator's own
+    findings) is kept as it came, never counted twice."""
+    if item.response.warnings:
+        return item
+    req = item.request
+    values = header_values(request_findings(req.method, req.path, req.query, req.body))
+    if not values:
+        return item
+    headers = (*item.response.headers, *((WARNING_HEADER, v) for v in values))
+    return replace(item, response=replace(item.response, headers=headers))

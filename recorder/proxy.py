@@ -50,6 +50,7 @@ from recorder.errors import (
 )
 from recorder.event_stream import EVENT_STREAM, ClientStream
 from recorder.event_stream import connection_listed as _connection_listed
+from recorder.findings import with_findings
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import RedactionRules, Redactor
 from recorder.upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamClient, proxy_for
@@ -327,7 +328,9 @@ def _record_interrupted(
 
 
 def _record(state: ProxyState, live: Interaction) -> None:
-    state.writer.append(state.redactor.redact(live))
+    # The stored answer keeps what in the request the real API may not know (the real API
+    # sends no X-Capture-Replay-Warning; an emulator upstream's own header is kept as sent).
+    state.writer.append(state.redactor.redact(with_findings(live)))
     state.recorded += 1
 
 

@@ -44,8 +44,9 @@ class RecordedRequest:
         return f"{self.path}?{self.query}" if self.query else self.path
 
 
-# The emulator's answer header naming, one value per finding, what in the request the real API
-# may not know (`recorder.findings`); recorded like any header, read back by `warnings`.
+# The answer header naming, one value per finding, what in the request the real API may not know
+# (`recorder.findings`): the emulator answers it; the recorder stores it for an upstream that
+# sends none (`findings.with_findings`); read back by `warnings`.
 WARNING_HEADER = "X-Capture-Replay-Warning"
 
 
@@ -64,7 +65,7 @@ class RecordedResponse:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """The `X-Capture-Replay-Warning` values of the answer (an emulator upstream's findings)."""
+        """The `X-Capture-Replay-Warning` values of the stored answer."""
         name = WARNING_HEADER.lower()
         return tuple(v for k, v in self.headers if k.lower() == name)
 

@@ -1,7 +1,8 @@
 """The HTML timeline report of cassettes: one self-contained file (inline CSS and JS, images as
 data URIs) that shows each session as a lane on a timeline, every exchange with its action, main
-argument, status, latency, collapsed request and answer JSON, screenshots as thumbnails that open
-full size, and per session the duration and credits (from `recorder.audit`). Filters by action
+argument, status, latency, its warnings (fields the real API may not know, as recorded), collapsed
+request and answer JSON, screenshots as thumbnails that open full size, and per session the
+duration and credits (from `recorder.audit`). Filters by action
 type, status and session run in the page; nothing is fetched over the network.
 
 Thumbnails are downscaled with Pillow so large cassettes stay usable. Must not import
@@ -237,6 +238,7 @@ td.arg{max-width:360px;overflow-wrap:anywhere;font-family:ui-monospace,monospace
 pre{max-height:360px;overflow:auto;background:#f3f4f6;padding:6px;margin:4px 0;font-size:12px}
 img.thumb{max-width:160px;border:1px solid #c5cad3;cursor:zoom-in;display:block;margin:2px 0}
 dialog{max-width:95vw;max-height:95vh;padding:8px}dialog img{max-width:90vw;display:block}
+ul.warnings{margin:2px 0;padding-left:16px;color:#92400e;font-size:12px}
 .hidden{display:none!important}
 """
 
@@ -361,6 +363,14 @@ def _render_row(lane: _Lane, r: _Row, t0: float, out: list[str]) -> None:
         for s in r.shots
     )
     sizes = f"{len(it.request.body)} B → {len(it.response.body)} B"
+    warned = it.response.warnings
+    warnings = (
+        '<ul class="warnings" title="fields the real API may not know">'
+        + "".join(f"<li>{_e(w)}</li>" for w in warned)
+        + "</ul>"
+        if warned
+        else ""
+    )
     out.append(
         f'<tr id="{lane.key}-{it.seq}" class="ex{" failed" if r.failed else ""}" '
         f'data-type="{_e(r.action or "-")}" data-status="{_status_class(r)}" '
@@ -368,7 +378,7 @@ def _render_row(lane: _Lane, r: _Row, t0: float, out: list[str]) -> None:
         f"<td>{it.seq}</td><td>+{it.start - t0:.3f} s</td>"
         f"<td>{_e(it.request.method)} {_e(target)}</td><td>{_e(r.action or '')}</td>"
         f'<td class="arg">{_e(r.argument or "")}</td><td class="status">{_e(status)}</td>'
-        f"<td>{it.duration * 1000:.1f} ms</td><td>{thumbs}</td><td>"
+        f"<td>{it.duration * 1000:.1f} ms</td><td>{thumbs}</td><td>{warnings}"
         f"<details><summary>payload ({_e(sizes)})</summary>"
         f"<pre>{_e(r.request_json)}</pre></details>"
         f"<details><summary>answer</summary><pre>{_e(r.answer_json)}</pre></details></td></tr>"

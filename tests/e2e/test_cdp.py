@@ -361,3 +361,29 @@ async def test_recorded_cdp_sessions_keep_no_token(cdp_emulator, tmp_path):
     for token in tokens:
         assert token.encode() not in raw
     assert b"/cdp?token=<redacted>" in raw
+
+
+async def test_admin_sessions_show_open_cdp_connections_and_never_a_token(cdp_emulator):
+    """`GET /__admin/sessions` lists a CDP session's open connections (is my client attached?)
+    but no connectUrl: a token is a credential, minted only for its owner's create or GET."""
+    created = await cdp_emulator.create({"cdp": True})
+    plain = await cdp_emulator.create({})
+
+    async def listed() -> dict[str, dict]:
+        status, body = await cdp_emulator.call("GET", "/__admin/sessions", token=None)
+        assert status == 200
+        return {s["id"]: s for s in body["sessions"]}
+
+    assert (await listed())[created["id"]]["cdpConnections"] == 0
+    link = await RawCdp.open(created["connectUrl"])
+    try:
+        found = await listed()
+        assert found[created["id"]]["cdpConnections"] == 1
+        assert "cdpConnections" not in found[plain["id"]]
+        assert "connectUrl" not in found[created["id"]]
+        assert token_of(created["connectUrl"]) not in json.dumps(found)
+        await cdp_emulator.close(created["id"])
+        assert await link.closed_by_server()
+        assert (await listed())[created["id"]]["cdpConnections"] == 0
+    finally:
+        await link.aclose()

@@ -156,3 +156,41 @@ async def test_strict_documented_also_refuses_chosen_aliases(strict, pages):
     assert status == 200, body  # documented fields pass
     status, body, _ = await send(strict, "GET", content_url(pages, "vw=800&vh=600"))
     assert status == 400 and "content option vw" in body["error"]
+
+
+UNKNOWN_BATCH_OPTION = (
+    "image option bogus is unknown: neither Capture's docs nor capture-replay name it"
+)
+
+
+async def post_batch(
+    emu: RunningEmulator, options: dict[str, Any], pages, signature: str | None = "any"
+) -> tuple[int, dict[str, Any], list[str]]:
+    """A one-item `POST /batch-image/user_123` (any signature passes without a users table)."""
+    assert emu.http is not None
+    raw = json.dumps({"data": [{"url": pages.url("/"), "options": options}]}).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["x-req-signature"] = signature
+    async with emu.http.post(emu.url + "/batch-image/user_123", data=raw, headers=headers) as r:
+        return r.status, await r.json(), r.headers.getall(WARNING_HEADER, [])
+
+
+async def test_a_batch_items_unknown_option_warns_as_its_one_shot_would(emulator, pages):
+    status, body, warnings = await post_batch(emulator, {"vw": 800, "vh": 600, "bogus": 1}, pages)
+    assert status == 202 and body["success"] is True
+    assert warnings == [UNKNOWN_BATCH_OPTION]
+    seen = await warnings_of(emulator)
+    assert seen[UNKNOWN_BATCH_OPTION]["first"]["path"] == "/batch-image/user_123"
+
+
+@pytest.mark.parametrize("strict", [StrictLevel.UNKNOWN], indirect=True)
+async def test_strict_refuses_a_batch_with_an_unknown_option_before_anything_runs(strict, pages):
+    status, body, _ = await post_batch(strict, {"bogus": 1}, pages, signature=None)
+    assert status == 401, body  # the signature is answered first, as always
+    status, body, _ = await post_batch(strict, {"bogus": 1}, pages)
+    assert status == 400 and body == {"success": False, "error": UNKNOWN_BATCH_OPTION}
+    status, body, _ = await post_batch(strict, {"selector": "text=Go"}, pages)
+    assert status == 400 and body["error"].startswith("image option selector uses text=")
+    status, listed, _ = await send(strict, "GET", "/__admin/batches")
+    assert status == 200 and listed["count"] == 0, listed

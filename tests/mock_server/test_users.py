@@ -14,6 +14,7 @@ from mock_server.auth import knows_secret, make_token, secrets_of
 from mock_server.config import read_users_file
 from mock_server.errors import UnauthorizedError
 from mock_server.signing import INVALID_HASH, sign, verify_signature
+from recorder.contract import sign_body
 from tests.emulator import RunningEmulator, emulator_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,5 +123,39 @@ async def test_two_secrets_of_one_user_share_sessions_and_the_limit(tmp_path):
         await running.create(token=api)
         _, usage = await running.call("GET", "/__admin/usage", token=None)
         assert usage["users"]["user_123"]["active"] == 5
+    finally:
+        await running.stop()
+
+
+async def test_a_batch_may_be_signed_with_any_of_the_secrets_of_a_users_file(tmp_path):
+    """`--users FILE` gives each user a tuple of secrets: a batch signed with any of them passes
+    the signature check (here to the 400 of its empty `data`), another secret is 401, never a
+    500 from a tuple taken for a secret."""
+    path = tmp_path / "users.txt"
+    path.write_text(USERS, encoding="utf-8")
+    running = await RunningEmulator(emulator_config(users=read_users_file(path))).start()
+    raw = b'{"data": []}'
+    try:
+        for secret, status in (
+            ("primary", 400),
+            ("api:secret:2", 400),
+            ("theirs", 401),
+        ):
+            got, body = await running.call(
+                "POST",
+                "/batch-image/user_123",
+                raw=raw,
+                token=None,
+                headers={"x-req-signature": sign_body(secret, raw)},
+            )
+            assert (got, body["success"]) == (status, False), body
+        got, body = await running.call(
+            "POST",
+            "/batch-image/nobody",
+            raw=raw,
+            token=None,
+            headers={"x-req-signature": sign_body("primary", raw)},
+        )
+        assert got == 401, body
     finally:
         await running.stop()

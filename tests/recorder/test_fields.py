@@ -159,3 +159,23 @@ def test_a_oneshot_parser_reads_only_names_of_its_table(endpoint):
     PARSERS[endpoint](query, allow_file=False)
     assert query.values.asked - set(ONESHOT[endpoint].accepted) == set()
     assert "url" in query.values.asked
+
+
+def test_a_batch_requests_items_are_read_as_their_one_shot_queries():
+    body = {
+        "data": [
+            {"url": "https://example.com/", "options": {"landscape": True, "bogus": 1}},
+            {"url": "https://example.com/", "options": {"bogus": "x", "waitFor": "text=Go"}},
+            {"url": "https://example.com/"},
+            "not an item",
+        ]
+    }
+    found = request_findings("POST", "/batch-pdf/key", "", json.dumps(body).encode())
+    assert [f.message for f in found] == [
+        "pdf option bogus is unknown: neither Capture's docs nor capture-replay name it",
+        "pdf option waitFor is not named by Capture's docs: " + ONESHOT["pdf"].chosen["waitFor"],
+        "pdf option waitFor uses text=: Playwright-only selector syntax that Capture's docs do "
+        "not describe (they take CSS selectors)",
+    ]
+    assert request_findings("GET", "/batch-pdf/key", "", json.dumps(body).encode()) == []
+    assert request_findings("POST", "/batch-pdf/key", "", b"[not json") == []
