@@ -225,31 +225,6 @@ class CaptureMock:
 
         return self._server.app[FAULTS]
 
-    def warnings(self) -> list[dict[str, Any]]:
-        """What this test sent that the real API may not know, as `GET /__admin/warnings` lists
-        it: `{"warning", "level", "count", "first": {"method", "path", "journal"}}`. While
-        recording, the findings of the requests recorded in this test (`journal`: their
-        sequence in the cassette)."""
-        from mock_server.field_warnings import WARNINGS, WarningLog
-
-        if not self.recording:
-            book = self._server.app[WARNINGS]
-
-            async def entries() -> list[dict[str, Any]]:
-                return book.entries()
-
-            return self._server.run(entries())
-        from recorder.cassette import open_cassette
-        from recorder.findings import request_findings
-
-        book = WarningLog()
-        with open_cassette(self.cassette, allow_damage=True) as cassette:
-            for entry in cassette.entries[self._recorded_before :]:
-                req = cassette.load(entry).request
-                found = request_findings(req.method, req.path, req.query, req.body)
-                book.note(found, req.method, req.path, entry.seq)
-        return book.entries()
-
 
 @dataclass
 class FaultHandle:
