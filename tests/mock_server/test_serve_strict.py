@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +12,15 @@ import aiohttp
 
 from recorder.records import WARNING_HEADER
 from tests.emulator import TOKEN
+from tests.serve_process import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGIN = ROOT / "cassettes" / "examples" / "login-form.msgpack"
 FILL = {"type": "fill", "payload": {"selector": "#user", "value": "demo"}}  # as recorded
 
 
-@contextmanager
-def serving(*options: str) -> Iterator[str]:
-    command = [sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", "--clock"]
-    command += ["manual", "--cassette", str(LOGIN), *options]
-    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"on (http://[\d.]+:\d+)", line)
-        assert match, line
-        yield match.group(1)
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+def serving(*options: str) -> AbstractContextManager[str]:
+    return serve_process("--clock", "manual", "--cassette", str(LOGIN), *options)
 
 
 async def session_flow(url: str) -> list[tuple[int, dict[str, Any], list[str]]]:
