@@ -33,7 +33,9 @@ from mock_server.state import (
     CONFIG,
     JOURNAL,
     LIVE,
+    LIVE_FACTORY,
     REGISTRY,
+    REGISTRY_FACTORY,
     REPLAY,
     Journal,
     ReplaySlot,
@@ -76,6 +78,10 @@ def make_app(config: ServerConfig) -> web.Application:
         slots=CaptureSlots(config.oneshot_slots, config.oneshot_queue, config.oneshot_wait),
     )
     add_admin_routes(app)
+    if config.redis_url:
+        from mock_server.cluster.setup import setup_cluster  # the `cluster` extra, when asked
+
+        setup_cluster(app, config)
     return app
 
 
@@ -88,14 +94,15 @@ def _resources(
         async def open_page(session_id: str, cdp: bool) -> SessionPage:
             return await browser.open_session_page(session_id, cdp=cdp)
 
-        registry = app[REGISTRY] = SessionRegistry(
+        registry = app[REGISTRY] = app.get(REGISTRY_FACTORY, SessionRegistry)(
             clock,
             max_sessions=config.max_sessions,
             max_total=config.max_total_sessions,
             keep_closed=config.keep_closed,
             opener=open_page,
         )
-        live = app[LIVE] = LiveRunner(browser, registry, clock, config.action_timeout)
+        make_live = app.get(LIVE_FACTORY, LiveRunner)
+        live = app[LIVE] = make_live(browser, registry, clock, config.action_timeout)
         if player is not None and config.mode is not Mode.LIVE:
             app[REPLAY].engine = ReplayEngine(player, config.mode, registry, clock, live)
         elif player is not None:

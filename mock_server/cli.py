@@ -226,6 +226,27 @@ main.add_command(record)
     metavar="SECONDS",
     help="How long a one-shot waits for a slot; past it, 503.",
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="Cluster mode: share sessions with the other instances through this Redis "
+    "(redis://HOST:PORT/DB; needs the `cluster` extra).",
+)
+@click.option(
+    "--heartbeat-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.3),
+    metavar="SECONDS",
+    help="Cluster mode: an instance silent this long is gone; its sessions end in error.",
+)
+@click.option("--advertise", metavar="URL", help="Cluster mode: this instance's address as listed.")
+@click.option(
+    "--browser-endpoint",
+    metavar="WS_URL",
+    help="Connect to a Playwright browser server (ws://...) instead of launching Chromium.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -253,6 +274,10 @@ def serve(
     oneshot_slots: int,
     oneshot_queue: int,
     oneshot_wait: float,
+    redis_url: str | None,
+    heartbeat_ttl: float,
+    advertise: str | None,
+    browser_endpoint: str | None,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -318,6 +343,10 @@ def serve(
         oneshot_slots=oneshot_slots,
         oneshot_queue=oneshot_queue,
         oneshot_wait=oneshot_wait,
+        redis_url=check_cluster(redis_url, chosen),
+        heartbeat_ttl=heartbeat_ttl,
+        advertise=advertise,
+        browser_endpoint=browser_endpoint,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"
@@ -326,6 +355,24 @@ def serve(
     )
     banner = f"capture-replay {__version__} serving ({what})"
     serve_config(config, banner, idle_timeout=idle_timeout, max_connections=max_connections)
+
+
+def check_cluster(redis_url: str | None, mode: Mode) -> str | None:
+    """`--redis`: a redis:// URL, the `cluster` extra installed, and no hybrid mode (a session
+    that goes live mid-replay would hold a page no other instance knows of)."""
+    if redis_url is None:
+        return None
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter("expected redis://HOST:PORT/DB", param_hint="--redis")
+    if mode is Mode.HYBRID:
+        raise click.UsageError("--mode hybrid cannot run in cluster mode (--redis)")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise click.UsageError(
+            "--redis needs the cluster extra: pip install 'capture-replay[cluster]'"
+        ) from None
+    return redis_url
 
 
 def parse_latency(value: str) -> str | float | None:

@@ -123,6 +123,13 @@ class ServerConfig:
     oneshot_slots: int = 4
     oneshot_queue: int = 16
     oneshot_wait: float = 30.0
+    # Cluster mode (`mock_server.cluster`): the shared Redis, the heartbeat's TTL in seconds and
+    # the address other instances list for this one (default http://host:port).
+    redis_url: str | None = None
+    heartbeat_ttl: float = 10.0
+    advertise: str | None = None
+    # A Playwright browser server (ws://...) to connect to instead of launching Chromium.
+    browser_endpoint: str | None = None
 
 
 def read_users_file(path: Path) -> dict[str, str]:

@@ -226,6 +226,10 @@ class SessionRegistry:
             raise NotFoundError("Session not found")
         return session
 
+    async def lookup(self, session_id: str, user: str) -> Session:
+        """`get` for the routes; a shared registry (`mock_server.cluster`) reads its store."""
+        return self.get(session_id, user)
+
     def find_active(self, session_id: str) -> Session | None:
         """The active session of that id (any user), or None."""
         return self._active.get(session_id)
@@ -263,24 +267,10 @@ class SessionRegistry:
         with_page: bool = True,
     ) -> Session:
         await self.sweep()
-        if self.max_total is not None:
-            total = len(self._active) + sum(self._reserved.values())
-            if total >= self.max_total:
-                raise SessionLimitError(
-                    f"This local capture-replay server already runs {total} sessions, its limit "
-                    f"for all users together (--max-total-sessions {self.max_total}); close a "
-                    "session or wait for one to expire",
-                    activeSessionCount=self.active_count(user),
-                    maxConcurrentSessions=self.max_sessions,
-                )
+        self.check_total(user)
         in_use = self.active_count(user) + self._reserved.get(user, 0)
         if in_use >= self.max_sessions:
-            raise SessionLimitError(
-                f"Maximum of {self.max_sessions} active sessions reached; close a session "
-                "or wait for one to expire",
-                activeSessionCount=in_use,
-                maxConcurrentSessions=self.max_sessions,
-            )
+            raise self.limit_error(in_use)
         sid = session_id or self._new_id()
         page: PageHandle | None = None
         if with_page and self.opener is not None:
@@ -297,6 +287,28 @@ class SessionRegistry:
         self._active[sid] = session
         self._changed.set()
         return session
+
+    def check_total(self, user: str) -> None:
+        """429 when this machine already runs `max_total` live sessions (all users)."""
+        if self.max_total is not None:
+            total = len(self._active) + sum(self._reserved.values())
+            if total >= self.max_total:
+                raise SessionLimitError(
+                    f"This local capture-replay server already runs {total} sessions, its limit "
+                    f"for all users together (--max-total-sessions {self.max_total}); close a "
+                    "session or wait for one to expire",
+                    activeSessionCount=self.active_count(user),
+                    maxConcurrentSessions=self.max_sessions,
+                )
+
+    def limit_error(self, in_use: int) -> SessionLimitError:
+        """The 429 of the per-user limit (`in_use` sessions active or being opened)."""
+        return SessionLimitError(
+            f"Maximum of {self.max_sessions} active sessions reached; close a session "
+            "or wait for one to expire",
+            activeSessionCount=in_use,
+            maxConcurrentSessions=self.max_sessions,
+        )
 
     async def close(self, session: Session) -> Session:
         """Close and bill once; closing a finalized session changes nothing (idempotent)."""

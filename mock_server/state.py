@@ -7,6 +7,7 @@ The browser, registry, live runner and replay slot are created and closed by `mo
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,5 +57,9 @@ REGISTRY = web.AppKey("capture_registry", SessionRegistry)
 LIVE = web.AppKey("capture_live", LiveRunner)
 REPLAY = web.AppKey("capture_replay", ReplaySlot)
 JOURNAL = web.AppKey("capture_journal", Journal)
+# What builds the registry and the live runner (cluster mode swaps in its own; default: the
+# single-instance classes).
+REGISTRY_FACTORY = web.AppKey("capture_registry_factory", Callable[..., SessionRegistry])
+LIVE_FACTORY = web.AppKey("capture_live_factory", Callable[..., LiveRunner])
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)
