@@ -67,7 +67,7 @@ class ClusterLive(LiveRunner):
             "raw": raw,
             "reply": reply_id,
         }
-        if not await self.store.push_request(session.owner, message):
+        if not await self._push(session.owner, message):
             raise await self._owner_gone(registry, session)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.action_timeout + MARGIN_SECONDS
@@ -86,6 +86,17 @@ class ClusterLive(LiveRunner):
         if reply["status"] == 200:
             return reply["result"]
         raise error_from(reply)
+
+    async def _push(self, owner: str, message: dict[str, Any]) -> bool:
+        """Queue for `owner`; an owner whose heartbeat key is missing gets one more TTL to renew
+        it (after a Redis outage every key may have expired) before it counts as gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.heartbeat_ttl
+        while not await self.store.push_request(owner, message):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(self.heartbeat_ttl / 6)
+        return True
 
     async def _owner_gone(
         self, registry: ClusterRegistry, session: ClusterSession

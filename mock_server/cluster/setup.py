@@ -3,9 +3,10 @@ the routing live runner and the shared clock, and adds the middleware, `GET /__a
 a cleanup context that registers the instance, keeps its heartbeat, answers the actions routed to
 it, follows the shared clock and ends the sessions of instances whose heartbeat expired.
 
-The heartbeat is renewed every third of its TTL (`--heartbeat-ttl`); an instance is gone once its
-key expired, and the next heartbeat of any live instance then ends that instance's sessions with
-status `error` (billed once, slots freed): within one TTL and a third of the last beat.
+The heartbeat is renewed every third of its TTL (`--heartbeat-ttl`) and its key lives two thirds
+of it; an instance is gone once its key expired, and the next heartbeat of any live instance
+(within the last third) ends that instance's sessions with status `error` (billed once, slots
+freed): within one TTL of its last beat.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Cluster:
     started_at: float = field(default_factory=time.time)
     # The bound port is learnt from the first request when serving on port 0.
     address_known: bool = True
+
+    @property
+    def key_ttl(self) -> float:
+        """How long one heartbeat keeps the instance alive."""
+        return self.heartbeat_ttl * 2 / 3
 
     @property
     def instance_id(self) -> str:
@@ -105,7 +111,7 @@ async def _membership(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(clock.follow(registry.sweep)))
     worker = RequestWorker(store, registry, app[LIVE])
     with contextlib.suppress(*UNREACHABLE):
-        await store.heartbeat(cluster.info(), cluster.heartbeat_ttl)
+        await store.heartbeat(cluster.info(), cluster.key_ttl)
     tasks.append(asyncio.create_task(worker.run()))
     tasks.append(asyncio.create_task(_beat(cluster, registry, not clock.manual)))
     try:
@@ -124,17 +130,25 @@ async def _membership(app: web.Application) -> AsyncIterator[None]:
 async def _beat(cluster: Cluster, registry: ClusterRegistry, sweep: bool) -> None:
     """Renew the heartbeat, end the sessions of instances gone, and (real clock) expire what the
     owners have not, every third of the TTL."""
-    store = cluster.store
+    store, ttl = cluster.store, cluster.heartbeat_ttl
+    loop = asyncio.get_running_loop()
+    # Reaping waits until this instance has reached Redis for a whole TTL: after an outage every
+    # heartbeat key may have expired, and the others need that long to renew theirs.
+    reachable_since: float | None = None
     while True:
         try:
-            await store.heartbeat(cluster.info(), cluster.heartbeat_ttl)
-            for instance_id, info in (await store.instances()).items():
-                if instance_id != cluster.instance_id and not info["alive"]:
-                    await registry.reap(instance_id)
+            await store.heartbeat(cluster.info(), cluster.key_ttl)
+            if reachable_since is None:
+                reachable_since = loop.time()
+            if loop.time() - reachable_since >= ttl:
+                for instance_id, info in (await store.instances()).items():
+                    if instance_id != cluster.instance_id and not info["alive"]:
+                        await registry.reap(instance_id)
             if sweep:
                 await registry.sweep_cluster()
         except UNREACHABLE:
+            reachable_since = None
             log.warning("Redis at %s is unreachable", store.url)
         except Exception:
             log.exception("the cluster heartbeat failed")
-        await asyncio.sleep(cluster.heartbeat_ttl / 3)
+        await asyncio.sleep(ttl / 3)
