@@ -67,6 +67,7 @@ def make_app(config: ServerConfig) -> web.Application:
         pool_size=config.context_pool,
         allow_file_urls=config.allow_file_urls,
         max_live=config.max_sessions,
+        endpoint=config.browser_endpoint,
     )
     player = load_player(config, config.cassettes) if config.cassettes else None
     app.cleanup_ctx.append(_resources(config, player))

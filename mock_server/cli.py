@@ -311,8 +311,9 @@ def serve(
             "well-formed token unless --users is given",
             err=True,
         )
-    resolved = find_browser(browser)
-    if resolved is None and chosen is not Mode.REPLAY:
+    # A browser server launches its own browser: only an explicit --browser is passed to it.
+    resolved = browser if browser_endpoint else find_browser(browser)
+    if resolved is None and chosen is not Mode.REPLAY and not browser_endpoint:
         click.echo(
             "warning: no Chromium found; sessions will answer 503 until one is installed "
             "(apt-get install -y chromium) or named with --browser / CAPTURE_REPLAY_BROWSER",
@@ -329,7 +330,7 @@ def serve(
         allow_file_urls=allow_file_urls,
         action_timeout=action_timeout,
         context_pool=context_pool,
-        warm_browser=resolved is not None and chosen is not Mode.REPLAY,
+        warm_browser=(resolved is not None or bool(browser_endpoint)) and chosen is not Mode.REPLAY,
         mode=chosen,
         cassettes=cassettes,
         match_on=matchers,
