@@ -29,7 +29,16 @@ from mock_server.errors import (
 from mock_server.http import ADMIN_PREFIX, Handler, json_response, read_json
 from mock_server.replay.engine import ReplayEngine
 from mock_server.replay.loading import load_player
-from mock_server.state import BROWSER, CLOCK, CONFIG, JOURNAL, LIVE, REGISTRY, REPLAY
+from mock_server.state import (
+    BROWSER,
+    CLOCK,
+    CONFIG,
+    ENGINE_FACTORY,
+    JOURNAL,
+    LIVE,
+    REGISTRY,
+    REPLAY,
+)
 
 MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
@@ -151,7 +160,8 @@ async def cassettes(request: web.Request) -> web.Response:
     engine = None
     if paths and mode != Mode.LIVE:
         player = load_player(app[CONFIG], tuple(within_cassette_dir(app, p) for p in paths))
-        engine = ReplayEngine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
+        make_engine = app.get(ENGINE_FACTORY, ReplayEngine)
+        engine = make_engine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
     if slot.engine is not None:
         slot.engine.close()
     slot.engine = engine

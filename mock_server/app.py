@@ -31,6 +31,7 @@ from mock_server.state import (
     BROWSER,
     CLOCK,
     CONFIG,
+    ENGINE_FACTORY,
     JOURNAL,
     LIVE,
     LIVE_FACTORY,
@@ -105,7 +106,8 @@ def _resources(
         make_live = app.get(LIVE_FACTORY, LiveRunner)
         live = app[LIVE] = make_live(browser, registry, clock, config.action_timeout)
         if player is not None and config.mode is not Mode.LIVE:
-            app[REPLAY].engine = ReplayEngine(player, config.mode, registry, clock, live)
+            make_engine = app.get(ENGINE_FACTORY, ReplayEngine)
+            app[REPLAY].engine = make_engine(player, config.mode, registry, clock, live)
         elif player is not None:
             player.close()
         if isinstance(clock, ManualClock):

@@ -61,5 +61,6 @@ JOURNAL = web.AppKey("capture_journal", Journal)
 # single-instance classes).
 REGISTRY_FACTORY = web.AppKey("capture_registry_factory", Callable[..., SessionRegistry])
 LIVE_FACTORY = web.AppKey("capture_live_factory", Callable[..., LiveRunner])
+ENGINE_FACTORY = web.AppKey("capture_engine_factory", Callable[..., ReplayEngine])
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)

@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.errors import NotFoundError
@@ -106,6 +106,16 @@ def from_record(sid: str, record: dict[str, str]) -> ClusterSession:
     return session
 
 
+class ReplayHook(Protocol):
+    """What the shared registry asks of the cluster's replay engine."""
+
+    has_pushes: bool
+
+    async def pull(self, session_id: str) -> None: ...
+
+    def push(self, pipe: Any) -> None: ...
+
+
 class ClusterRegistry(SessionRegistry):
     """`SessionRegistry` over the cluster's shared records; see the module docstring."""
 
@@ -114,6 +124,8 @@ class ClusterRegistry(SessionRegistry):
         self.store = store
         self.instance_id = store.instance_id
         self._dirty: dict[str, ClusterSession] = {}
+        # The replay engine's shared cursors (`mock_server.cluster.replay`), when replaying.
+        self.replay_hook: ReplayHook | None = None
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -126,6 +138,8 @@ class ClusterRegistry(SessionRegistry):
         record = await self.store.load(session_id)
         if record is None or record["user"] != user:
             raise NotFoundError("Session not found")
+        if self.replay_hook is not None:
+            await self.replay_hook.pull(session_id)
         session = self.local(session_id)
         if session is None:
             session = from_record(session_id, record)
@@ -300,20 +314,24 @@ class ClusterRegistry(SessionRegistry):
 
     async def flush_pending(self, pipe: Any = None) -> None:
         """Add the actions counted here to the records (one round trip; `pipe` to join one)."""
-        if not self._dirty:
+        hook = self.replay_hook
+        if not self._dirty and (hook is None or not hook.has_pushes):
             return
+        if pipe is None:
+            async with self.store.redis.pipeline(transaction=False) as own:
+                self._queue_pending(own)
+                await own.execute()
+        else:
+            self._queue_pending(pipe)
+
+    def _queue_pending(self, pipe: Any) -> None:
         sessions = list(self._dirty.values())
         self._dirty.clear()
-        if pipe is not None:
-            for session in sessions:
-                self.store.count_actions(pipe, session.id, session.counted)
-                session.counted = []
-            return
-        async with self.store.redis.pipeline(transaction=False) as own:
-            for session in sessions:
-                self.store.count_actions(own, session.id, session.counted)
-                session.counted = []
-            await own.execute()
+        for session in sessions:
+            self.store.count_actions(pipe, session.id, session.counted)
+            session.counted = []
+        if self.replay_hook is not None:
+            self.replay_hook.push(pipe)
 
     async def close_all(self) -> None:
         """Shutting down: this instance's sessions lose their pages, so they end in `error`."""

@@ -27,10 +27,18 @@ from aiohttp import web
 
 from mock_server.cluster.clock import SharedClock
 from mock_server.cluster.registry import ClusterRegistry
+from mock_server.cluster.replay import ClusterReplayEngine
 from mock_server.cluster.router import ClusterLive, RequestWorker
 from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.config import ClockMode, ServerConfig
-from mock_server.state import CLOCK, LIVE, LIVE_FACTORY, REGISTRY, REGISTRY_FACTORY
+from mock_server.state import (
+    CLOCK,
+    ENGINE_FACTORY,
+    LIVE,
+    LIVE_FACTORY,
+    REGISTRY,
+    REGISTRY_FACTORY,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +99,7 @@ def setup_cluster(app: web.Application, config: ServerConfig) -> Cluster:
     app[LIVE_FACTORY] = functools.partial(
         ClusterLive, store=store, heartbeat_ttl=config.heartbeat_ttl
     )
+    app[ENGINE_FACTORY] = ClusterReplayEngine
     app.middlewares.append(cluster_middleware)
     add_routes(app)
     app.cleanup_ctx.append(_membership)

@@ -12,6 +12,7 @@ The middleware (innermost, so its errors reach the error middleware as `CaptureE
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from aiohttp import web
@@ -54,7 +55,12 @@ async def cluster_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method == "GET" and request.path == "/__admin/sessions":
             found = await registry.cluster_sessions()
             return json_response({"success": True, "count": len(found), "sessions": found})
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except BaseException:
+            with contextlib.suppress(*UNREACHABLE):
+                await registry.flush_pending()
+            raise
         await registry.flush_pending()
         return response
     except UNREACHABLE as err:
