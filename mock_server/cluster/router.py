@@ -67,11 +67,15 @@ class ClusterLive(LiveRunner):
             "raw": raw,
             "reply": reply_id,
         }
-        if not await self._push(session.owner, message):
-            raise await self._owner_gone(registry, session)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.action_timeout + MARGIN_SECONDS
-        while True:
+        # The common case in one round trip: queued, and the answer soon (else waited below).
+        pushed, reply = await self.store.push_and_wait(
+            session.owner, message, reply_id, self.heartbeat_ttl / 3
+        )
+        if not pushed and not await self._push(session.owner, message):
+            raise await self._owner_gone(registry, session)
+        while reply is None:
             left = deadline - loop.time()
             if left <= 0:
                 raise ActionTimeoutError(
@@ -79,9 +83,7 @@ class ClusterLive(LiveRunner):
                     expiresInSeconds=self.expires_in(session),
                 )
             reply = await self.store.wait_reply(reply_id, min(left, self.heartbeat_ttl))
-            if reply is not None:
-                break
-            if not await self.store.is_alive(session.owner):
+            if reply is None and not await self.store.is_alive(session.owner):
                 raise await self._owner_gone(registry, session)
         if reply["status"] == 200:
             return reply["result"]

@@ -231,6 +231,18 @@ class ClusterStore:
         keys = [key("instance", owner, "alive"), key("instance", owner, "requests")]
         return bool(await self._push(keys=keys, args=[msgpack.packb(message)]))
 
+    async def push_and_wait(
+        self, owner: str, message: dict[str, Any], reply_id: str, timeout: float
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """`push_request` and `wait_reply` in one round trip (one pipeline on the blocking
+        client): whether it was queued, and the reply if it came within `timeout`."""
+        keys = [key("instance", owner, "alive"), key("instance", owner, "requests")]
+        async with self.blocking.pipeline(transaction=False) as pipe:
+            await self._push(keys=keys, args=[msgpack.packb(message)], client=pipe)
+            pipe.blpop([key("reply", reply_id)], timeout)
+            pushed, found = await pipe.execute()
+        return bool(pushed), None if found is None else msgpack.unpackb(found[1])
+
     async def pop_request(self, timeout: float) -> dict[str, Any] | None:
         found = await self.blocking.brpop([key("instance", self.instance_id, "requests")], timeout)
         return None if found is None else msgpack.unpackb(found[1])
