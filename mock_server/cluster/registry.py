@@ -136,6 +136,8 @@ class ClusterRegistry(SessionRegistry):
 
     async def lookup(self, session_id: str, user: str) -> Session:
         record = await self.store.load(session_id)
+        if record is None:
+            self.released(session_id, SessionStatus.CLOSED.value)  # forgotten (admin reset)
         if record is None or record["user"] != user:
             raise NotFoundError("Session not found")
         if self.replay_hook is not None:
@@ -149,6 +151,8 @@ class ClusterRegistry(SessionRegistry):
             apply_record(session, record)
             for action_type, ok in pending:  # counted here, not yet in the record
                 Session.count_action(session, action_type, ok)
+            if not session.active:  # ended elsewhere; the message to free the page is late
+                self.released(session_id, session.status.value)
         if session.active and self.clock.now() >= session.expires_at:
             await self.end(session, SessionStatus.EXPIRED, session.expires_at)
         return session
@@ -269,7 +273,8 @@ class ClusterRegistry(SessionRegistry):
             return
         self._active.pop(session_id, None)
         self._sessions.pop(session_id, None)
-        session.status = SessionStatus(status)  # the rest is read from the record when asked
+        if session.active:  # the rest is read from the record when asked
+            session.status = SessionStatus(status)
         self._track(self._release_page(session))
 
     def _track(self, coro: Any) -> None:

@@ -3,10 +3,11 @@ the routing live runner and the shared clock, and adds the middleware, `GET /__a
 a cleanup context that registers the instance, keeps its heartbeat, answers the actions routed to
 it, follows the shared clock and ends the sessions of instances whose heartbeat expired.
 
-The heartbeat is renewed every third of its TTL (`--heartbeat-ttl`) and its key lives two thirds
-of it; an instance is gone once its key expired, and the next heartbeat of any live instance
-(within the last third) ends that instance's sessions with status `error` (billed once, slots
-freed): within one TTL of its last beat.
+The heartbeat is renewed every quarter of its TTL (`--heartbeat-ttl`) and its key lives three
+quarters of it (two beats may be late before an instance counts as gone); an instance is gone once
+its key expired, and the next heartbeat of any live instance (within the last quarter) ends that
+instance's sessions with status `error` (billed once, slots freed): within one TTL of its last
+beat.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Cluster:
     @property
     def key_ttl(self) -> float:
         """How long one heartbeat keeps the instance alive."""
-        return self.heartbeat_ttl * 2 / 3
+        return self.heartbeat_ttl * 3 / 4
 
     @property
     def instance_id(self) -> str:
@@ -138,7 +139,7 @@ async def _membership(app: web.Application) -> AsyncIterator[None]:
 
 async def _beat(cluster: Cluster, registry: ClusterRegistry, sweep: bool) -> None:
     """Renew the heartbeat, end the sessions of instances gone, and (real clock) expire what the
-    owners have not, every third of the TTL."""
+    owners have not, every quarter of the TTL."""
     store, ttl = cluster.store, cluster.heartbeat_ttl
     loop = asyncio.get_running_loop()
     # Reaping waits until this instance has reached Redis for a whole TTL: after an outage every
@@ -160,4 +161,4 @@ async def _beat(cluster: Cluster, registry: ClusterRegistry, sweep: bool) -> Non
             log.warning("Redis at %s is unreachable", store.url)
         except Exception:
             log.exception("the cluster heartbeat failed")
-        await asyncio.sleep(ttl / 3)
+        await asyncio.sleep(ttl / 4)

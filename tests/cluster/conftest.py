@@ -86,7 +86,7 @@ def redis_server(tmp_path: Path):
 
 
 async def start_instances(n: int, redis_url: str, **overrides: Any) -> list[RunningEmulator]:
-    settings = {"heartbeat_ttl": 1.5, **overrides}
+    settings = {"heartbeat_ttl": 3.0, **overrides}
     config = replace(emulator_config(), redis_url=redis_url, **settings)
     started = []
     try:

@@ -98,7 +98,7 @@ async def test_redis_stopped_is_503_with_the_contract_text_and_service_resumes(r
 async def test_owner_killed_ends_its_sessions_in_error_billed_once_and_answers_409(
     redis_server, pages
 ):
-    ttl = 2.0
+    ttl = 3.0
     (b,) = await start_instances(1, redis_server.url, heartbeat_ttl=ttl)
     owner = subprocess.Popen(
         [
