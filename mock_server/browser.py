@@ -523,11 +523,6 @@ class BrowserManager:
         if self._browser is browser:
             self._browser = None
             self._pool.clear()
-            if not self._closing:
-                # The browser is gone (killed, or the connection to a browser server dropped):
-                # its sessions' pages are dead, as after a crash.
-                for sp in list(self._live):
-                    sp.mark_crashed()
 
     async def _new_pooled_page(self, browser: Browser) -> SessionPage:
         try:

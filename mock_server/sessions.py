@@ -272,14 +272,7 @@ class SessionRegistry:
         if in_use >= self.max_sessions:
             raise self.limit_error(in_use)
         sid = session_id or self._new_id()
-        page: PageHandle | None = None
-        if with_page and self.opener is not None:
-            # Hold the slot while the browser opens so concurrent creates cannot overshoot.
-            self._reserved[user] = self._reserved.get(user, 0) + 1
-            try:
-                page = await self.opener(sid, options.cdp)
-            finally:
-                self._reserved[user] -= 1
+        page = await self.open_page(user, sid, options) if with_page else None
         session = Session(
             id=sid, user=user, options=options, started_at=self.clock.now(), page=page
         )
@@ -287,6 +280,17 @@ class SessionRegistry:
         self._active[sid] = session
         self._changed.set()
         return session
+
+    async def open_page(self, user: str, sid: str, options: SessionOptions) -> PageHandle | None:
+        """The new session's page (None without an opener), its slot held while it opens so
+        concurrent creates cannot overshoot."""
+        if self.opener is None:
+            return None
+        self._reserved[user] = self._reserved.get(user, 0) + 1
+        try:
+            return await self.opener(sid, options.cdp)
+        finally:
+            self._reserved[user] -= 1
 
     def check_total(self, user: str) -> None:
         """429 when this machine already runs `max_total` live sessions (all users)."""

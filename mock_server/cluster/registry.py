@@ -198,12 +198,8 @@ class ClusterRegistry(SessionRegistry):
             raise self.limit_error(held)
         page = None
         try:
-            if with_page and self.opener is not None:
-                self._reserved[user] = self._reserved.get(user, 0) + 1
-                try:
-                    page = await self.opener(sid, options.cdp)
-                finally:
-                    self._reserved[user] -= 1
+            if with_page:
+                page = await self.open_page(user, sid, options)
             session = ClusterSession(
                 id=sid,
                 user=user,

@@ -11,6 +11,7 @@ import sys
 import psutil
 import pytest
 
+from mock_server.state import REGISTRY
 from tests.cluster.conftest import free_port
 from tests.emulator import RunningEmulator, browser_path, emulator_config
 
@@ -79,15 +80,14 @@ async def test_a_whole_session_on_a_playwright_browser_server(pages):
 
         idle = (await emulator.create())["id"]
         await emulator.act(idle, "goto", {"url": pages.url("/counter")})
+        disconnected = asyncio.Event()
+        page = emulator.app[REGISTRY].get(idle, "user_123").page
+        page.context.browser.on("disconnected", lambda _: disconnected.set())
         server.stop()  # the connection drops: like a crashed browser
-
-        async def ended() -> dict:
-            while (got := await emulator.get(idle))["status"] == "active":
-                await asyncio.sleep(0.02)
-            return got
-
-        got = await asyncio.wait_for(ended(), 10)
-        assert got["status"] == "error"
+        await asyncio.wait_for(disconnected.wait(), 10)
+        gone = await emulator.act(idle, "title", expect=503)
+        assert gone["session"]["status"] == "error" and gone["session"]["billedCredits"] == 1
+        assert (await emulator.get(idle))["status"] == "error"
         await emulator.act(idle, "title", expect=409)
         await server.start()
         again = (await emulator.create())["id"]
