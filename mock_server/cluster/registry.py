@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mock_server.cluster.clock import SharedClock
 from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.errors import NotFoundError
 from mock_server.sessions import Session, SessionOptions, SessionRegistry, SessionStatus
@@ -344,6 +345,10 @@ class ClusterRegistry(SessionRegistry):
         await super().close_all()
 
     async def reset(self) -> None:
+        """`POST /__admin/reset`: every session of the cluster forgotten, the shared clock back
+        to its start; other instances free their pages when they next meet those sessions."""
         await super().reset()
         self._dirty.clear()
         await self.store.clear_sessions()
+        if isinstance(self.clock, SharedClock):
+            await self.clock.reset_shared()

@@ -99,3 +99,18 @@ def _registry():
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_admin_reset_on_one_instance_resets_the_cluster(instances):
+    a, b, c = instances
+    sid = (await a.create())["id"]
+    _, start = await c.call("GET", "/__admin/clock", token=None)
+    await b.advance(30)
+    status, _ = await b.call("POST", "/__admin/reset", {}, token=None)
+    assert status == 200
+    status, _ = await c.call("GET", f"/v1/sessions/{sid}")
+    assert status == 404
+    _, now = await a.call("GET", "/__admin/clock", token=None)
+    assert now["now"] == start["now"]
+    _, usage = await c.call("GET", "/__admin/usage", token=None)
+    assert usage["users"] == {}
