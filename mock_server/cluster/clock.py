@@ -34,6 +34,10 @@ class SharedClock(ManualClock):
         self._now = await self.store.clock_now(self._now)
         return self._now
 
+    def catch_up(self, now: float) -> None:
+        """Another instance read the clock at `now` (it only moves forward): never lag behind."""
+        self._now = max(self._now, now)
+
     async def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ValueError("the clock only moves forward")

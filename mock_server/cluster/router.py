@@ -19,6 +19,7 @@ import logging
 import uuid
 from typing import Any
 
+from mock_server.cluster.clock import SharedClock
 from mock_server.cluster.registry import ClusterRegistry, ClusterSession, apply_record
 from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.errors import ActionTimeoutError, CaptureError, SessionInactiveError
@@ -66,6 +67,7 @@ class ClusterLive(LiveRunner):
             "user": session.user,
             "raw": raw,
             "reply": reply_id,
+            "now": self.clock.now(),
         }
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.action_timeout + MARGIN_SECONDS
@@ -144,6 +146,9 @@ class RequestWorker:
 
     async def _answer(self, message: dict[str, Any]) -> None:
         reply: dict[str, Any]
+        clock = self.live.clock
+        if isinstance(clock, SharedClock):  # the caller's clock may be a publish ahead of ours
+            clock.catch_up(message["now"])
         try:
             session = self.registry.local(message["sid"])
             if session is None:
