@@ -168,6 +168,12 @@ class ClusterRegistry(SessionRegistry):
             u["active"] += int(record["status"] == SessionStatus.ACTIVE)
             u["creditsBilled"] += int(record.get("billedCredits") or 0)
             u["actions"] += int(record.get("actionCount", 0))
+        for user, kept in (await self.store.forgotten_usage()).items():
+            u = per_user.setdefault(
+                user, {"sessions": 0, "active": 0, "creditsBilled": 0, "actions": 0}
+            )
+            for name, value in kept.items():
+                u[name] += value
         return per_user
 
     async def cluster_sessions(self) -> list[dict[str, Any]]:
@@ -286,14 +292,18 @@ class ClusterRegistry(SessionRegistry):
             await self.end(session, SessionStatus.EXPIRED, session.expires_at)
 
     async def sweep_cluster(self) -> None:
-        """Expire every session of the cluster whose TTL has passed (the shared clock moved)."""
+        """Expire every session of the cluster whose TTL has passed (the shared clock moved);
+        forget the finished ones older than the retention window, their usage kept."""
         await self.sweep()
-        for sid in await self.store.due(self.clock.now()):
+        now = self.clock.now()
+        for sid in await self.store.due(now):
             record = await self.store.load(sid)
             if record is None or record["status"] != SessionStatus.ACTIVE:
                 continue
             session = from_record(sid, record)
             await self.end(session, SessionStatus.EXPIRED, session.expires_at)
+        if self.keep_closed is not None:
+            await self.store.forget_closed(now - self.keep_closed)
 
     async def reap(self, instance_id: str) -> int:
         """The instance is gone: its active sessions end with status `error`, billed up to now

@@ -18,7 +18,9 @@ Keys (all under `capture-replay:`):
   reservation included; the limit counts the members not yet expired, in a Lua script, so two
   instances can never both admit a 5th and a 6th;
 - `active` (a sorted set sid -> expiry time) and `sessions` (sid -> start time): for expiry on the
-  shared manual clock and for the cluster-wide admin listings;
+  shared manual clock and for the cluster-wide admin listings; `closed` (sid -> close time) and
+  `forgotten` (usage per user): finished sessions are forgotten after `--keep-closed`, their
+  usage kept;
 - `clock` (the shared manual clock) and the channel `clock:advanced`;
 - `replay:...`: replay cursors and id mappings (`mock_server.cluster.replay`).
 
@@ -61,6 +63,20 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'closeReason', ARGV[1], 'closedAt
 redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('ZREM', KEYS[3], ARGV[4])
 redis.call('SREM', KEYS[4], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[4])
+return 1
+"""
+# Forget a finished session past the retention window, once, keeping its usage.
+_FORGET = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local found = redis.call('HMGET', KEYS[2], 'user', 'billedCredits', 'actionCount')
+if found[1] then
+  redis.call('HINCRBY', KEYS[3], found[1] .. ':sessions', 1)
+  redis.call('HINCRBY', KEYS[3], found[1] .. ':creditsBilled', tonumber(found[2] or '0') or 0)
+  redis.call('HINCRBY', KEYS[3], found[1] .. ':actions', tonumber(found[3] or '0') or 0)
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 """
 _PUSH_IF_ALIVE = """
@@ -97,6 +113,7 @@ class ClusterStore:
         self._reserve = self.redis.register_script(_RESERVE)
         self._finalize = self.redis.register_script(_FINALIZE)
         self._push = self.redis.register_script(_PUSH_IF_ALIVE)
+        self._forget = self.redis.register_script(_FORGET)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -210,9 +227,26 @@ class ClusterStore:
             key("user", user, "active"),
             key("active"),
             key("instance", owner, "sessions"),
+            key("closed"),
         ]
         done = await self._finalize(keys=keys, args=[status, repr(closed_at), credits, sid])
         return bool(done)
+
+    async def forget_closed(self, horizon: float) -> int:
+        """Forget the sessions finished at or before `horizon` (their usage is kept)."""
+        forgotten = 0
+        for sid in await self.redis.zrangebyscore(key("closed"), "-inf", horizon):
+            keys = [key("closed"), key("session", _text(sid)), key("forgotten"), key("sessions")]
+            forgotten += await self._forget(keys=keys, args=[sid])
+        return forgotten
+
+    async def forgotten_usage(self) -> dict[str, dict[str, int]]:
+        """Usage of the forgotten sessions, per user."""
+        per_user: dict[str, dict[str, int]] = {}
+        for name, value in (await self.redis.hgetall(key("forgotten"))).items():
+            user, _, field = _text(name).rpartition(":")
+            per_user.setdefault(user, {})[field] = int(value)
+        return per_user
 
     def count_actions(self, pipe: Any, sid: str, counts: Iterable[tuple[str, bool]]) -> None:
         """Queue on `pipe` the counter increments of actions answered (type, ok)."""
@@ -292,6 +326,6 @@ class ClusterStore:
             names += [n async for n in self.redis.scan_iter(match=PREFIX + pattern, count=500)]
         async for n in self.redis.scan_iter(match=PREFIX + "instance:*:sessions", count=500):
             names.append(n)
-        names += [key("active"), key("sessions")]
+        names += [key("active"), key("sessions"), key("closed"), key("forgotten")]
         for start in range(0, len(names), 500):
             await self.redis.delete(*names[start : start + 500])

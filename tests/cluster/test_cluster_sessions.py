@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tests.cluster.conftest import start_instances
 from tests.contract.schemas import validate
 
 pytestmark = pytest.mark.browser
@@ -114,3 +115,27 @@ async def test_admin_reset_on_one_instance_resets_the_cluster(instances):
     assert now["now"] == start["now"]
     _, usage = await c.call("GET", "/__admin/usage", token=None)
     assert usage["users"] == {}
+
+
+async def test_closed_sessions_are_forgotten_after_keep_closed_their_usage_kept(redis_server):
+    a, b = await start_instances(2, redis_server.url, keep_closed=60.0)
+    try:
+        sid = (await a.create())["id"]
+        await a.act(sid, "title")
+        await b.close(sid)
+        await a.advance(59)
+        assert (await b.get(sid))["status"] == "closed"
+        await b.advance(2)
+        status, _ = await a.call("GET", f"/v1/sessions/{sid}")
+        assert status == 404
+        _, usage = await b.call("GET", "/__admin/usage", token=None)
+        assert usage["users"]["user_123"] == {
+            "sessions": 1,
+            "active": 0,
+            "creditsBilled": 1,
+            "actions": 1,
+        }
+        _, listed = await a.call("GET", "/__admin/sessions", token=None)
+        assert listed["count"] == 0
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
