@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -20,6 +21,7 @@ from tests.emulator import ApiClient, browser_path
 
 pytestmark = pytest.mark.browser
 
+ROOT = Path(__file__).resolve().parents[2]
 TEXT_503 = "Required backing service is unavailable"
 
 
@@ -118,12 +120,19 @@ async def test_owner_killed_ends_its_sessions_in_error_billed_once_and_answers_4
             browser_path(),
         ],
         stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     family: list[psutil.Process] = []
     try:
         assert owner.stderr is not None
-        line = await asyncio.wait_for(asyncio.to_thread(owner.stderr.readline), 60)
-        url = re.search(rb"on (http://\S+)", line).group(1).decode()
+
+        def banner_url() -> str:  # the line `serve` prints once listening
+            for line in owner.stderr:
+                if found := re.search(rb"on (http://\S+)", line):
+                    return found.group(1).decode()
+            raise AssertionError("capture-replay serve exited before listening")
+
+        url = await asyncio.wait_for(asyncio.to_thread(banner_url), 60)
         async with ApiClient(url) as a:
             sid = (await a.create())["id"]
             await b.act(sid, "goto", {"url": pages.url("/counter")})
