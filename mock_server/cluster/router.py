@@ -25,7 +25,7 @@ from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.errors import ActionTimeoutError, CaptureError, SessionInactiveError
 from mock_server.live import LiveRunner, inactive_error
 from mock_server.sessions import Session
-from recorder.contract_texts import SESSION_UNAVAILABLE
+from recorder.contract_texts import BACKING_SERVICE_UNAVAILABLE, SESSION_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,8 @@ class RequestWorker:
             reply = {"status": 200, "result": result}
         except CaptureError as err:
             reply = {"status": err.status, "error": err.message, "extra": err.extra}
+        except UNREACHABLE:
+            reply = {"status": 503, "error": BACKING_SERVICE_UNAVAILABLE, "extra": {}}
         except Exception:
             log.exception("a routed action failed unexpectedly")
             reply = {"status": 500, "error": "Internal error", "extra": {}}

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgpack
 import redis.asyncio as aioredis
@@ -86,6 +87,14 @@ return 1
 """
 
 
+def redacted(url: str) -> str:
+    """`url` without its user and password (in the address or as `?password=`)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"])
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 def key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
@@ -98,7 +107,8 @@ class ClusterStore:
     """One instance's view of the shared state: thin async methods over Redis commands."""
 
     def __init__(self, url: str, instance_id: str) -> None:
-        self.url = url
+        # Shown in errors and logs: the URL without its password (`redis://:SECRET@host`).
+        self.url = redacted(url)
         self.instance_id = instance_id
         # One retry without backoff lets a pooled connection broken by a Redis restart reconnect;
         # an unreachable Redis fails at once (503), not after redis-py's default backoff.

@@ -27,3 +27,11 @@ def test_hybrid_mode_is_refused_in_cluster_mode():
     )
     assert result.exit_code == 2
     assert "--mode hybrid cannot run in cluster mode" in result.output
+
+
+def test_the_redis_password_is_never_shown():
+    from mock_server.cluster.store import redacted
+
+    assert redacted("redis://:s3cret@10.0.0.1:6379/0") == "redis://10.0.0.1:6379/0"
+    assert redacted("redis://user:pw@host/1?db=2") == "redis://host/1?db=2"
+    assert redacted("unix:///tmp/r.sock?password=pw&db=3") == "unix:///tmp/r.sock?db=3"
