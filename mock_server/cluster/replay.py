@@ -8,11 +8,11 @@ Every instance loads the same cassettes (the index is local and read-only). What
 - which recorded session a fresh id replays (`replay:session:SID`);
 - each replayed session's cursors (`replay:cursor:SID`, a hash digest -> count): loaded before a
   request on that session (`ClusterRegistry.lookup`) and the increments added after it
-  (`HINCRBY`, in the same round trip as the action counters).
+  (`HINCRBY`, in the same round trip as the action counters);
+- the cursors of one-shot (signed URL) replays (`replay:others`), loaded before such a request.
 
-Kept per instance: the misses list (`/__admin/unmatched`) and the cursors of one-shot (signed
-URL) replays. Hybrid mode is refused in cluster mode (a session gone live would hold a page no
-other instance knows of).
+Kept per instance: the misses list (`/__admin/unmatched`). Hybrid mode is refused in cluster
+mode (a session gone live would hold a page no other instance knows of).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class ClusterReplayEngine(ReplayEngine):
         self.shared = registry
         registry.replay_hook = self
         self._touched: dict[str, SharedCounts] = {}
+        self._others: SharedCounts | None = None
         self._started: list[tuple[str, str]] = []
         # Sessions the engine starts get shared cursors, and their mapping is written by create.
         self._begin = self.player.begin
@@ -72,7 +73,14 @@ class ClusterReplayEngine(ReplayEngine):
 
     @property
     def has_pushes(self) -> bool:
-        return bool(self._touched)
+        return bool(self._touched) or bool(self._others and self._others.added)
+
+    async def pull_others(self) -> None:
+        """Before a one-shot (signed URL) request: the cluster's cursors of one-shots."""
+        stored = await self.shared.store.redis.hgetall(key("replay", "others"))
+        counts = SharedCounts({k.decode(): int(v) for k, v in stored.items()})
+        self.player.other_counts = counts  # type: ignore[assignment]
+        self._others = counts
 
     async def create(
         self, user: str, options: SessionOptions, path: str, query: str, raw: bytes
@@ -109,8 +117,10 @@ class ClusterReplayEngine(ReplayEngine):
     def push(self, pipe: Any) -> None:
         """After a request: queue on `pipe` the cursor increments made here."""
         touched, self._touched = self._touched, {}
-        for session_id, counts in touched.items():
-            name = key("replay", "cursor", session_id)
+        names = [(key("replay", "cursor", sid), counts) for sid, counts in touched.items()]
+        if self._others is not None:
+            names.append((key("replay", "others"), self._others))
+        for name, counts in names:
             for match_digest, added in counts.added.items():
                 if added:
                     pipe.hincrby(name, match_digest, added)

@@ -32,6 +32,7 @@ from mock_server.cluster.replay import ClusterReplayEngine
 from mock_server.cluster.router import ClusterLive, RequestWorker
 from mock_server.cluster.store import UNREACHABLE, ClusterStore
 from mock_server.config import ClockMode, ServerConfig
+from mock_server.routes import oneshot_replay_middleware
 from mock_server.state import (
     CLOCK,
     ENGINE_FACTORY,
@@ -101,7 +102,8 @@ def setup_cluster(app: web.Application, config: ServerConfig) -> Cluster:
         ClusterLive, store=store, heartbeat_ttl=config.heartbeat_ttl
     )
     app[ENGINE_FACTORY] = ClusterReplayEngine
-    app.middlewares.append(cluster_middleware)
+    # Around the one-shot replay middleware: its cursors are the cluster's too.
+    app.middlewares.insert(app.middlewares.index(oneshot_replay_middleware), cluster_middleware)
     add_routes(app)
     app.cleanup_ctx.append(_membership)
     return cluster

@@ -1,6 +1,7 @@
 """The cluster's HTTP side: one middleware and `GET /__admin/cluster`.
 
-The middleware (innermost, so its errors reach the error middleware as `CaptureError`s):
+The middleware (inside the error and admin guard middlewares, so its errors reach the error
+middleware as `CaptureError`s; outside the one-shot replay, whose cursors it loads):
 
 - answers the contract's 503 "Required backing service is unavailable" when Redis cannot be
   reached on a route that needs it, and makes `GET /__admin/health` say so (503, not ready);
@@ -19,11 +20,13 @@ from aiohttp import web
 
 from mock_server.cluster.clock import SharedClock
 from mock_server.cluster.registry import ClusterRegistry
+from mock_server.cluster.replay import ClusterReplayEngine
 from mock_server.cluster.setup import CLUSTER
 from mock_server.cluster.store import UNREACHABLE
 from mock_server.errors import CaptureError
 from mock_server.http import Handler, json_response
-from mock_server.state import CLOCK, REGISTRY
+from mock_server.state import CLOCK, REGISTRY, REPLAY
+from recorder.contract import SIGNED_PATH
 from recorder.contract_texts import BACKING_SERVICE_UNAVAILABLE
 
 
@@ -50,6 +53,13 @@ async def cluster_middleware(request: web.Request, handler: Handler) -> web.Stre
         clock = app[CLOCK]
         if isinstance(clock, SharedClock):
             await clock.refresh()
+        engine = app[REPLAY].engine
+        if (
+            isinstance(engine, ClusterReplayEngine)
+            and request.method == "GET"
+            and SIGNED_PATH.match(request.path)
+        ):
+            await engine.pull_others()
         if request.method == "GET" and request.path == "/__admin/usage":
             return json_response({"success": True, "users": await registry.cluster_usage()})
         if request.method == "GET" and request.path == "/__admin/sessions":

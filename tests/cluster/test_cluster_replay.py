@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mock_server.config import Mode
+from mock_server.config import Exhausted, Mode
+from recorder.cassette import open_cassette
 from tests.cluster.conftest import start_instances
 from tests.emulator import ApiClient, RunningEmulator, emulator_config
 
@@ -69,3 +70,30 @@ def _browser():
     from mock_server.state import BROWSER
 
     return BROWSER
+
+
+ONESHOT = CASSETTE.with_name("oneshot.msgpack")
+
+
+async def test_oneshot_cursors_are_the_clusters(redis_server):
+    """Recorded once, asked twice with `--exhausted error`: the second ask is a miss whichever
+    instance answers it, as on one instance."""
+    path = recorded_oneshot_path()
+    instances = await start_instances(
+        2, redis_server.url, cassettes=(ONESHOT,), mode=Mode.REPLAY, exhausted=Exhausted.ERROR
+    )
+    try:
+        statuses = []
+        for instance in instances:
+            async with instance.http.get(instance.url + path) as resp:
+                statuses.append(resp.status)
+        assert statuses == [200, 502]
+    finally:
+        for instance in instances:
+            await instance.stop()
+
+
+def recorded_oneshot_path() -> str:
+    with open_cassette(ONESHOT) as cassette:
+        entry = next(e for e in cassette.entries if e.path.endswith("/content"))
+        return f"{entry.path.replace('<redacted>', 'anyhash')}?{entry.query}"
