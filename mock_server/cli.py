@@ -230,8 +230,10 @@ main.add_command(record)
     "--redis",
     "redis_url",
     metavar="URL",
+    envvar="CAPTURE_REPLAY_REDIS",
     help="Cluster mode: share sessions with the other instances through this Redis "
-    "(redis://HOST:PORT/DB; needs the `cluster` extra).",
+    "(redis://HOST:PORT/DB; needs the `cluster` extra). Env: CAPTURE_REPLAY_REDIS (keeps a "
+    "password out of `ps`).",
 )
 @click.option(
     "--heartbeat-ttl",
