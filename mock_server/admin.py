@@ -35,6 +35,7 @@ from mock_server.state import (
     BROWSER,
     CLOCK,
     CONFIG,
+    ENGINE_FACTORY,
     FAULTS,
     JOURNAL,
     LIVE,
@@ -174,7 +175,8 @@ async def cassettes(request: web.Request) -> web.Response:
     engine = None
     if paths and mode != Mode.LIVE:
         player = load_player(app[CONFIG], tuple(within_cassette_dir(app, p) for p in paths))
-        engine = ReplayEngine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
+        make_engine = app.get(ENGINE_FACTORY, ReplayEngine)
+        engine = make_engine(player, Mode(mode), app[REGISTRY], app[CLOCK], app[LIVE])
     if slot.engine is not None:
         slot.engine.close()
     slot.engine = engine

@@ -45,12 +45,15 @@ from mock_server.state import (
     BROWSER,
     CLOCK,
     CONFIG,
+    ENGINE_FACTORY,
     FAULTS,
     JOURNAL,
     LIVE,
+    LIVE_FACTORY,
     OBJECT_STORE,
     ONESHOT_CACHE,
     REGISTRY,
+    REGISTRY_FACTORY,
     REPLAY,
     Journal,
     ReplaySlot,
@@ -87,6 +90,7 @@ def make_app(config: ServerConfig) -> web.Application:
         pool_size=config.context_pool,
         allow_file_urls=config.allow_file_urls,
         max_live=config.max_sessions,
+        endpoint=config.browser_endpoint,
     )
     player = load_player(config, config.cassettes) if config.cassettes else None
     app.cleanup_ctx.append(_resources(config, player))
@@ -112,6 +116,10 @@ def make_app(config: ServerConfig) -> web.Application:
     add_fault_routes(app)
     setup_cdp(app)
     setup_mcp(app)
+    if config.redis_url:
+        from mock_server.cluster.setup import setup_cluster  # the `cluster` extra, when asked
+
+        setup_cluster(app, config)
     return app
 
 
@@ -124,16 +132,18 @@ def _resources(
         async def open_page(session_id: str, cdp: bool) -> SessionPage:
             return await browser.open_session_page(session_id, cdp=cdp)
 
-        registry = app[REGISTRY] = SessionRegistry(
+        registry = app[REGISTRY] = app.get(REGISTRY_FACTORY, SessionRegistry)(
             clock,
             max_sessions=config.max_sessions,
             max_total=config.max_total_sessions,
             keep_closed=config.keep_closed,
             opener=open_page,
         )
-        live = app[LIVE] = LiveRunner(browser, registry, clock, config.action_timeout)
+        make_live = app.get(LIVE_FACTORY, LiveRunner)
+        live = app[LIVE] = make_live(browser, registry, clock, config.action_timeout)
         if player is not None and config.mode is not Mode.LIVE:
-            app[REPLAY].engine = ReplayEngine(player, config.mode, registry, clock, live)
+            make_engine = app.get(ENGINE_FACTORY, ReplayEngine)
+            app[REPLAY].engine = make_engine(player, config.mode, registry, clock, live)
         elif player is not None:
             player.close()
         if isinstance(clock, ManualClock):

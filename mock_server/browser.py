@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -281,8 +282,11 @@ class BrowserManager:
         pool_size: int = 2,
         allow_file_urls: bool = False,
         max_live: int | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.executable = executable
+        # A Playwright browser server (ws://...) to connect to instead of launching Chromium.
+        self.endpoint = endpoint
         self.pool_size = max(0, pool_size)
         # No spare page is kept while this many session pages are open: at the session limit
         # a spare would only cost memory (a renderer process each).
@@ -513,19 +517,10 @@ class BrowserManager:
             browser = self._browser
             if browser is not None and browser.is_connected() and self.driver_alive():
                 return browser
-            options = self._launch_options()
-            playwright = await self._ensure_playwright()
-            # Pages of a crashed browser are dead; never hand them out.
-            self._pool.clear()
-            try:
-                browser = await playwright.chromium.launch(
-                    **options, args=[*CHROMIUM_ARGS, self._marker]
-                )
-            except PlaywrightError as err:
-                raise BrowserUnavailableError(
-                    f"Could not launch Chromium at {self.executable}: {error_message(err)}. "
-                    f"{INSTALL_HINT}"
-                ) from err
+            if self.endpoint is not None:
+                browser = await self._connect()
+            else:
+                browser = await self._launch()
             browser.on("disconnected", self._on_disconnected)
             self.user_agent = standard_user_agent(browser.version)
             self._browser = browser
@@ -556,6 +551,38 @@ class BrowserManager:
                 ) from err
             self._scrollbar_browser = browser
             return browser
+
+    async def _launch(self) -> Browser:
+        options = self._launch_options()
+        playwright = await self._ensure_playwright()
+        # Pages of a crashed browser are dead; never hand them out.
+        self._pool.clear()
+        try:
+            return await playwright.chromium.launch(**options, args=[*CHROMIUM_ARGS, self._marker])
+        except PlaywrightError as err:
+            raise BrowserUnavailableError(
+                f"Could not launch Chromium at {self.executable}: {error_message(err)}. "
+                f"{INSTALL_HINT}"
+            ) from err
+
+    async def _connect(self) -> Browser:
+        """Connect to the browser server at `endpoint`; the launch options go in the header
+        Playwright's `run-server` reads (it honours `executablePath` and `args` only when started
+        with `--unsafe`)."""
+        options: dict[str, Any] = {"headless": True, "args": CHROMIUM_ARGS}
+        if self.executable:
+            options["executablePath"] = self.executable
+        playwright = await self._ensure_playwright()
+        self._pool.clear()
+        assert self.endpoint is not None
+        try:
+            return await playwright.chromium.connect(
+                self.endpoint, headers={"x-playwright-launch-options": json.dumps(options)}
+            )
+        except PlaywrightError as err:
+            raise BrowserUnavailableError(
+                f"Could not connect to the browser server at {self.endpoint}: {error_message(err)}"
+            ) from err
 
     def _on_disconnected(self, browser: Browser) -> None:
         if self._browser is browser:

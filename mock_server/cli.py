@@ -300,6 +300,29 @@ main.add_command(record)
     metavar="HOST",
     help="A host besides loopback that a batch notification_uri may target (repeatable).",
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="CAPTURE_REPLAY_REDIS",
+    help="Cluster mode: share sessions with the other instances through this Redis "
+    "(redis://HOST:PORT/DB; needs the `cluster` extra). Env: CAPTURE_REPLAY_REDIS (keeps a "
+    "password out of `ps`).",
+)
+@click.option(
+    "--heartbeat-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.3),
+    metavar="SECONDS",
+    help="Cluster mode: an instance silent this long is gone; its sessions end in error.",
+)
+@click.option("--advertise", metavar="URL", help="Cluster mode: this instance's address as listed.")
+@click.option(
+    "--browser-endpoint",
+    metavar="WS_URL",
+    help="Connect to a Playwright browser server (ws://...) instead of launching Chromium.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and browser events.")
 def serve(
     host: str,
@@ -336,6 +359,10 @@ def serve(
     storage_dir: Path | None,
     batch_max: int,
     allow_webhook_hosts: tuple[str, ...],
+    redis_url: str | None,
+    heartbeat_ttl: float,
+    advertise: str | None,
+    browser_endpoint: str | None,
     verbose: bool,
 ) -> None:
     """Run the Capture sessions API locally: live on headless Chromium, or replaying cassettes."""
@@ -373,8 +400,9 @@ def serve(
             "well-formed token unless --users is given",
             err=True,
         )
-    resolved = find_browser(browser)
-    if resolved is None and chosen is not Mode.REPLAY:
+    # A browser server launches its own browser: only an explicit --browser is passed to it.
+    resolved = browser if browser_endpoint else find_browser(browser)
+    if resolved is None and chosen is not Mode.REPLAY and not browser_endpoint:
         click.echo(
             "warning: no Chromium found; sessions will answer 503 until one is installed "
             "(apt-get install -y chromium) or named with --browser / CAPTURE_REPLAY_BROWSER",
@@ -391,7 +419,7 @@ def serve(
         allow_file_urls=allow_file_urls,
         action_timeout=action_timeout,
         context_pool=context_pool,
-        warm_browser=resolved is not None and chosen is not Mode.REPLAY,
+        warm_browser=(resolved is not None or bool(browser_endpoint)) and chosen is not Mode.REPLAY,
         mode=chosen,
         cassettes=cassettes,
         match_on=matchers,
@@ -414,6 +442,10 @@ def serve(
         storage_dir=storage_dir,
         batch_max=batch_max,
         allow_webhook_hosts=allow_webhook_hosts,
+        redis_url=check_cluster(redis_url, chosen),
+        heartbeat_ttl=heartbeat_ttl,
+        advertise=advertise,
+        browser_endpoint=browser_endpoint,
     )
     what = f"{chosen.value}, clock {clock.value}, " + (
         f"cassettes {', '.join(p.name for p in cassettes)}"
@@ -422,6 +454,24 @@ def serve(
     )
     banner = f"capture-replay {__version__} serving ({what})"
     serve_config(config, banner, idle_timeout=idle_timeout, max_connections=max_connections)
+
+
+def check_cluster(redis_url: str | None, mode: Mode) -> str | None:
+    """`--redis`: a redis:// URL, the `cluster` extra installed, and no hybrid mode (a session
+    that goes live mid-replay would hold a page no other instance knows of)."""
+    if redis_url is None:
+        return None
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter("expected redis://HOST:PORT/DB", param_hint="--redis")
+    if mode is Mode.HYBRID:
+        raise click.UsageError("--mode hybrid cannot run in cluster mode (--redis)")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise click.UsageError(
+            "--redis needs the cluster extra: pip install 'capture-replay[cluster]'"
+        ) from None
+    return redis_url
 
 
 def parse_latency(value: str) -> str | float | None:

@@ -152,6 +152,13 @@ class ServerConfig:
     # Items per batch request at most; hosts besides loopback a notification_uri may target.
     batch_max: int = 100
     allow_webhook_hosts: tuple[str, ...] = ()
+    # Cluster mode (`mock_server.cluster`): the shared Redis, the heartbeat's TTL in seconds and
+    # the address other instances list for this one (default http://host:port).
+    redis_url: str | None = None
+    heartbeat_ttl: float = 10.0
+    advertise: str | None = None
+    # A Playwright browser server (ws://...) to connect to instead of launching Chromium.
+    browser_endpoint: str | None = None
 
 
 def read_users_file(path: Path) -> dict[str, str | tuple[str, ...]]:

@@ -26,7 +26,8 @@ async def current_user(request: web.Request) -> str:
 
 
 async def session_of(request: web.Request) -> Session:
-    return request.app[REGISTRY].get(request.match_info["session_id"], await current_user(request))
+    user = await current_user(request)
+    return await request.app[REGISTRY].lookup(request.match_info["session_id"], user)
 
 
 async def answer(request: web.Request, outcome: Outcome) -> web.StreamResponse | None:

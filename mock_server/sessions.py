@@ -225,6 +225,10 @@ class SessionRegistry:
         """The session of that id (any user, any status), or None."""
         return self._sessions.get(session_id)
 
+    async def lookup(self, session_id: str, user: str) -> Session:
+        """`get` for the routes; a shared registry (`mock_server.cluster`) reads its store."""
+        return self.get(session_id, user)
+
     def find_active(self, session_id: str) -> Session | None:
         """The active session of that id (any user), or None."""
         return self._active.get(session_id)
@@ -262,6 +266,33 @@ class SessionRegistry:
         with_page: bool = True,
     ) -> Session:
         await self.sweep()
+        self.check_total(user)
+        in_use = self.active_count(user) + self._reserved.get(user, 0)
+        if in_use >= self.max_sessions:
+            raise self.limit_error(in_use)
+        sid = session_id or self._new_id()
+        page = await self.open_page(user, sid, options) if with_page else None
+        session = Session(
+            id=sid, user=user, options=options, started_at=self.clock.now(), page=page
+        )
+        self._sessions[sid] = session
+        self._active[sid] = session
+        self._changed.set()
+        return session
+
+    async def open_page(self, user: str, sid: str, options: SessionOptions) -> PageHandle | None:
+        """The new session's page (None without an opener), its slot held while it opens so
+        concurrent creates cannot overshoot."""
+        if self.opener is None:
+            return None
+        self._reserved[user] = self._reserved.get(user, 0) + 1
+        try:
+            return await self.opener(sid, options.cdp)
+        finally:
+            self._reserved[user] -= 1
+
+    def check_total(self, user: str) -> None:
+        """429 when this machine already runs `max_total` live sessions (all users)."""
         if self.max_total is not None:
             total = len(self._active) + sum(self._reserved.values())
             if total >= self.max_total:
@@ -272,30 +303,15 @@ class SessionRegistry:
                     activeSessionCount=self.active_count(user),
                     maxConcurrentSessions=self.max_sessions,
                 )
-        in_use = self.active_count(user) + self._reserved.get(user, 0)
-        if in_use >= self.max_sessions:
-            raise SessionLimitError(
-                f"Maximum of {self.max_sessions} active sessions reached; close a session "
-                "or wait for one to expire",
-                activeSessionCount=in_use,
-                maxConcurrentSessions=self.max_sessions,
-            )
-        sid = session_id or self._new_id()
-        page: PageHandle | None = None
-        if with_page and self.opener is not None:
-            # Hold the slot while the browser opens so concurrent creates cannot overshoot.
-            self._reserved[user] = self._reserved.get(user, 0) + 1
-            try:
-                page = await self.opener(sid, options.cdp)
-            finally:
-                self._reserved[user] -= 1
-        session = Session(
-            id=sid, user=user, options=options, started_at=self.clock.now(), page=page
+
+    def limit_error(self, in_use: int) -> SessionLimitError:
+        """The 429 of the per-user limit (`in_use` sessions active or being opened)."""
+        return SessionLimitError(
+            f"Maximum of {self.max_sessions} active sessions reached; close a session "
+            "or wait for one to expire",
+            activeSessionCount=in_use,
+            maxConcurrentSessions=self.max_sessions,
         )
-        self._sessions[sid] = session
-        self._active[sid] = session
-        self._changed.set()
-        return session
 
     async def close(self, session: Session) -> Session:
         """Close and bill once; closing a finalized session changes nothing (idempotent)."""

@@ -7,6 +7,7 @@ The browser, registry, live runner and replay slot are created and closed by `mo
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,11 @@ FAULTS = web.AppKey("capture_faults", FaultBook)
 ONESHOT_CACHE: web.AppKey[OneshotCache] = web.AppKey("capture_oneshot_cache")
 OBJECT_STORE: web.AppKey[ObjectStore] = web.AppKey("capture_object_store")
 BATCHES: web.AppKey[BatchRunner] = web.AppKey("capture_batches")
+# What builds the registry and the live runner (cluster mode swaps in its own; default: the
+# single-instance classes).
+REGISTRY_FACTORY = web.AppKey("capture_registry_factory", Callable[..., SessionRegistry])
+LIVE_FACTORY = web.AppKey("capture_live_factory", Callable[..., LiveRunner])
+ENGINE_FACTORY = web.AppKey("capture_engine_factory", Callable[..., ReplayEngine])
 # Where an answer came from (replay, live, miss...), for the journal.
 SOURCE = web.RequestKey("capture_source", str)
 # Fields a fired fault rule adds to the request's journal entry (its id; a dropped connection).
