@@ -38,14 +38,20 @@ async def test_select_miss_answers_400_within_timeout_naming_the_options(
         sid, "select", {"selector": "#color", "timeoutMs": 300, **payload}, expect=400
     )
     elapsed = time.monotonic() - started
-    assert elapsed < 0.3 + 1.0, elapsed
     assert named in answer["error"]
     for value, label in (("red", "Red"), ("green", "Green"), ("blue", "Blue")):
         assert f"'{value}' (label '{label}')" in answer["error"]
     assert answer["options"][0] == {"value": "red", "label": "Red"}
     # The session is still usable, and the miss counted as an error.
+    started = time.monotonic()
     ok = await slow_budget.act(sid, "select", {"selector": "#color", "value": "blue"})
+    hit = time.monotonic() - started
     assert ok["selected"] == ["blue"]
+    # Within timeoutMs and a second, over what a select that hits takes on this machine now (the
+    # same round trips, measured in the same run: a loaded CI machine slows both alike); and
+    # nowhere near the 20 s budget a miss used to wait out.
+    assert elapsed < 0.3 + 1.0 + hit, (elapsed, hit)
+    assert elapsed < 5, elapsed
     session = await slow_budget.get(sid)
     assert session["actionBreakdown"]["select"] == {"total": 2, "success": 1, "error": 1}
 
