@@ -38,7 +38,7 @@ from recorder.fields import (
     Fields,
     Kind,
 )
-from recorder.mcp_tools import query_of
+from recorder.mcp_tools import query_of, rest_call, rest_payload
 from recorder.records import WARNING_HEADER, Interaction
 
 _NAME_LIMIT = 64
@@ -208,6 +208,16 @@ def request_findings(method: str, path: str, query: str, body: bytes) -> list[Fi
     if batch is not None:
         return unique(batch_findings(batch[0], _json(body)))
     return []
+
+
+def tool_findings(tool: str, arguments: dict[str, Any], user: str) -> list[Finding]:
+    """The findings of an MCP tool call: those of the REST request it stands for
+    (`recorder.mcp_tools.rest_call`)."""
+    call = rest_call(tool, arguments, user)
+    if call is None:
+        return []
+    query, body = rest_payload(tool, arguments)
+    return request_findings(call.method, call.path, query, body)
 
 
 def header_values(findings: list[Finding]) -> list[str]:
