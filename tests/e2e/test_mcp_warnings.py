@@ -2,7 +2,7 @@
 Chromium: a tool call is screened as the REST request it stands for, its findings shown as
 `X-Capture-Replay-Warning: ...` text blocks at the end of its result and logged in
 `/__admin/warnings`; under `--strict` (and `=documented`) the call is a tool error with the
-REST route's very 400 answer, before anything runs."""
+REST route's very 400 answer, before anything runs; in replay, before the recording is consulted."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from mock_server.config import StrictLevel
+from mock_server.config import Mode, StrictLevel
 from recorder.records import WARNING_HEADER
 from tests.emulator import RunningEmulator, emulator_config
 from tests.mcp_client import call_error, call_ok, json_of, mcp_session
+from tests.replay import recording_proxy
 
 pytestmark = pytest.mark.browser
 ACT = "browser_session_act"
@@ -125,3 +126,37 @@ async def test_mcp_strict_documented_refuses_a_chosen_alias(strict, pages):
         err = await call_error(mcp, ACT, {**act, "type": "click", "payload": payload})
         assert "click payload.clickCount is not named by Capture's docs" in err["error"]
         assert err == await rest_error(strict, sid, "click", payload)
+
+
+async def test_mcp_replay_warns_and_strict_refuses(emulator, pages, tmp_path):
+    cassette = tmp_path / "agent.msgpack"
+    goto = {"type": "goto", "payload": {"url": pages.url("/counter")}}
+    text = {"type": "click", "payload": {"selector": "text=Increment"}}
+
+    async def run(url: str) -> list[Any]:
+        async with mcp_session(url) as mcp:
+            sid = json_of(await call_ok(mcp, "browser_session_create", {}))["sessionId"]
+            return [await mcp.call_tool(ACT, {"sessionId": sid, **a}) for a in (goto, text)]
+
+    async with recording_proxy(emulator.url, cassette) as url:
+        recorded = await run(url)
+    [finding] = warnings_in(recorded[1])  # the live answer's block, kept in the recording
+    await pages.stop()
+
+    server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
+    try:
+        replayed = await run(server.url)
+        assert [r.model_dump() for r in replayed] == [r.model_dump() for r in recorded]
+        assert (await logged(server))[finding]["count"] == 1
+    finally:
+        await server.stop()
+    config = emulator_config(cassettes=(cassette,), mode=Mode.REPLAY, strict=StrictLevel.UNKNOWN)
+    server = await RunningEmulator(config).start()
+    try:
+        clean, refused = await run(server.url)
+        assert not clean.is_error and warnings_in(clean) == []
+        assert refused.is_error
+        assert json_of(refused) == {"status": 400, "success": False, "error": finding}
+        assert finding in await logged(server)
+    finally:
+        await server.stop()
