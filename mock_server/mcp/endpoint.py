@@ -29,7 +29,7 @@ from mock_server.faults import FAULT_SOURCE, tool_fault
 from mock_server.http import REPLAY_HEADER
 from mock_server.mcp.bridge import serve_asgi
 from mock_server.mcp.tools import TOOLS, Caller, ToolError, call_tool
-from mock_server.mcp.warnings import replay_refusal
+from mock_server.mcp.warnings import replay_refusal, warning_blocks
 from mock_server.replay.mcp import McpReplayer
 from mock_server.state import CONFIG, REPLAY, SOURCE
 from recorder import __version__
@@ -68,7 +68,9 @@ class McpService:
             content = await call_tool(caller, params.name, params.arguments)
         except ToolError as err:
             text = types.TextContent(text=json.dumps(err.body, ensure_ascii=False))
-            return types.CallToolResult(content=[text], is_error=True)
+            return types.CallToolResult(
+                content=[text, *warning_blocks(err.findings)], is_error=True
+            )
         return types.CallToolResult(content=content)
 
     async def start(self) -> None:

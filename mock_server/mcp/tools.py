@@ -43,7 +43,7 @@ from mock_server.sessions import Session, parse_create_options
 from mock_server.state import BROWSER, CLOCK, CONFIG, LIVE, REGISTRY
 from recorder import mcp_tools
 from recorder.contract import credits_between
-from recorder.findings import tool_findings
+from recorder.findings import Finding, tool_findings
 from recorder.mcp_tools import ACT, CAPTURE_ENDPOINTS, CLOSE, CREATE, GET
 
 SCHEMAS = mcp_tools.input_schemas([t.value for t in ActionType], MAX_TTL_SECONDS)
@@ -60,6 +60,9 @@ class ToolError(Exception):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("error"))
         self.body = body
+        # The call's findings, shown after the error as after a result (a REST error answer
+        # carries its warning headers too).
+        self.findings: list[Finding] = []
 
     @classmethod
     def of(cls, err: CaptureError) -> ToolError:
@@ -114,7 +117,9 @@ async def call_tool(caller: Caller, tool: str, arguments: dict[str, Any] | None)
         else:
             content = await _session_tool(caller, tool, args)
     except CaptureError as err:
-        raise ToolError.of(err) from err
+        error = ToolError.of(err)
+        error.findings = findings
+        raise error from err
     return [*content, *warning_blocks(findings)]
 
 

@@ -7,8 +7,9 @@ middleware logs each distinct one once for `GET /__admin/warnings`, and under `s
 refused with the REST route's 400 text, which the tool answers as a tool error.
 
 An MCP client shows a tool result's content ("what the LLM will see as the tool's output"), not
-its `_meta`, so each finding of a call that runs is also one more text block at the end of its
-result, worded as the REST answer's header: `X-Capture-Replay-Warning: <finding>`.
+its `_meta`, so each finding is also one more text block at the end of its result (a tool
+error's too, as a REST error answer carries its headers), worded as that header:
+`X-Capture-Replay-Warning: <finding>`.
 """
 
 from __future__ import annotations

@@ -70,6 +70,11 @@ async def test_mcp_warns_of_unknown_fields_and_playwright_selectors(emulator, pa
         assert json_of(click)["matched"] is True
         [selector] = warnings_in(click)
         assert selector.startswith("click payload.selector uses text=: Playwright-only")
+        missing = {**act, "type": "click", "payload": {"selector": "#nope", "timeoutMs": 100}}
+        failed = await mcp.call_tool(ACT, missing)
+        assert failed.is_error and json_of(failed)["status"] == 400  # an error warns too
+        [timeout] = warnings_in(failed)
+        assert timeout.startswith("click payload.timeoutMs is not named by Capture's docs")
         shot = await call_ok(
             mcp, "capture_screenshot", {"url": pages.url("/"), "selector": "h1 >> nth=0"}
         )
@@ -81,7 +86,8 @@ async def test_mcp_warns_of_unknown_fields_and_playwright_selectors(emulator, pa
     assert log[BOGUS]["first"]["method"] == "POST" and log[BOGUS]["first"]["path"] == "/mcp/v1"
     assert log[selector]["count"] == 1 and log[selector]["level"] == "selector"
     assert log[oneshot]["count"] == 1
-    assert len(log) == 3  # the clean calls logged nothing
+    assert log[timeout]["level"] == "chosen"
+    assert len(log) == 4  # the clean calls logged nothing
 
 
 @pytest.mark.parametrize("strict", [StrictLevel.UNKNOWN], indirect=True)
@@ -94,8 +100,10 @@ async def test_mcp_strict_refuses_as_the_rest_route(strict, pages):
             {"selector": "#user", "value": "ann", "bogus": 1},
             {"selector": "text=User", "value": "ann"},
         ):
-            err = await call_error(mcp, ACT, {**act, "type": "fill", "payload": payload})
-            assert err["status"] == 400 and err["success"] is False
+            refused = await mcp.call_tool(ACT, {**act, "type": "fill", "payload": payload})
+            err = json_of(refused)
+            assert refused.is_error and err["status"] == 400 and err["success"] is False
+            assert err["error"] in warnings_in(refused)
             assert err == await rest_error(strict, sid, "fill", payload)
         # nothing ran: the field is still empty; each refusal counted as a failed fill
         query = {**act, "type": "query", "payload": {"selector": "#user", "fields": ["value"]}}
