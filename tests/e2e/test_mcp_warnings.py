@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mock_server.config import Mode, StrictLevel
+from recorder.cassette import open_cassette
 from recorder.records import WARNING_HEADER
 from tests.emulator import RunningEmulator, emulator_config
 from tests.mcp_client import call_error, call_ok, json_of, mcp_session
@@ -149,6 +150,9 @@ async def test_mcp_replay_warns_and_strict_refuses(emulator, pages, tmp_path):
     async with recording_proxy(emulator.url, cassette) as url:
         recorded = await run(url)
     [finding] = warnings_in(recorded[1])  # the live answer's block, kept in the recording
+    with open_cassette(cassette) as opened:  # and in the exchange's stored answer
+        stored = [opened.load(e).response.warnings for e in opened.entries]
+    assert [w for w in stored if w] == [(finding,)]
     await pages.stop()
 
     server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()

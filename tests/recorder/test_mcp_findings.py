@@ -42,3 +42,15 @@ def test_tool_findings_match_the_rest_requests():
     assert tool_findings(SCREENSHOT, {"url": "http://x/", "selector": "#a"}, "u") == []
     assert tool_findings(GET, {"sessionId": "s"}, "u") == []
     assert tool_findings("no_such_tool", {"x": 1}, "u") == []
+
+
+def test_request_findings_read_the_tool_calls_of_an_mcp_request():
+    payload = {"selector": "text=Go", "bogus": 1}
+    arguments = {"sessionId": "s", "type": "click", "payload": payload}
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
+    body = json.dumps({**call, "params": {"name": ACT, "arguments": arguments}}).encode()
+    assert request_findings("POST", "/mcp/v1", "", body) == tool_findings(ACT, arguments, "u")
+    listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}
+    assert request_findings("POST", "/mcp/v1", "", json.dumps(listing).encode()) == []
+    assert request_findings("GET", "/mcp/v1", "", body) == []
+    assert request_findings("POST", "/mcp/v1", "", b"[" * 100_000 + b"]" * 100_000) == []
