@@ -10,7 +10,8 @@ finding>}` instead (with `expiresInSeconds` for an action, counted as a failed a
 Where the findings come from: `screen_create` and `screen_action` are called by the session
 routes once the body is read (so credentials, an unknown session and an inactive one are answered
 first, as always); `oneshot_screening_middleware` screens signed one-shot URLs and the items of
-batch requests before replay or capture (after their signature when refusing).
+batch requests before replay or capture (after their signature when refusing); the MCP tools
+(`mock_server.mcp.warnings`) screen a tool call as the REST request it stands for.
 `warnings_middleware`, the outermost, puts the headers on whatever answer comes back (a recorded
 answer's own are replaced) and keeps the log.
 The keys of the log and of a request's findings are owned here, beside the only code using them.
@@ -93,7 +94,7 @@ WARNINGS = web.AppKey("capture_warnings", WarningLog)
 FINDINGS = web.RequestKey("capture_findings", list)
 
 
-def _screen(request: web.Request, findings: list[Finding], **extra: Any) -> list[Finding]:
+def screen(request: web.Request, findings: list[Finding], **extra: Any) -> list[Finding]:
     """Keep the request's findings; the first one strict mode refuses, raised as a 400."""
     request[FINDINGS] = findings
     refusing = refused(request.app[CONFIG].strict, findings)
@@ -111,14 +112,14 @@ def _body(raw: bytes) -> Any:
 
 
 def screen_create(request: web.Request, raw: bytes) -> None:
-    _screen(request, create_findings(_body(raw)))
+    screen(request, create_findings(_body(raw)))
 
 
 def screen_action(request: web.Request, session: Session, expires_in: int, raw: bytes) -> None:
     """Screen an action request; refused, it counts as a failed action of its type (as any
     payload field the server rejects)."""
     try:
-        _screen(request, action_findings(_body(raw)), expiresInSeconds=expires_in)
+        screen(request, action_findings(_body(raw)), expiresInSeconds=expires_in)
     except BadRequestError:
         action_type = counted_action(raw)
         if action_type is not None:
@@ -139,7 +140,7 @@ async def oneshot_screening_middleware(
         request[FINDINGS] = findings
         if refused(request.app[CONFIG].strict, findings):
             verify_signature(request.app[CONFIG].users, key, signature, raw_query)
-            _screen(request, findings)
+            screen(request, findings)
     elif batch is not None:
         endpoint, key = batch
         raw = await request.read()  # kept by aiohttp for the handler
@@ -148,7 +149,7 @@ async def oneshot_screening_middleware(
         if refused(request.app[CONFIG].strict, findings):
             signature = request.headers.get(BATCH_SIGNATURE_HEADER)
             verify_body_signature(request.app[CONFIG].users, key, signature, raw)
-            _screen(request, findings)
+            screen(request, findings)
     return await handler(request)
 
 

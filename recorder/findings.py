@@ -3,7 +3,7 @@ know, and selector syntax Capture's docs do not describe.
 
 `request_findings(method, path, query, body)` classifies one request with the tables of
 `recorder.fields` (the create body, an action and each step of a batch, a one-shot query, each
-item of a batch request) and
+item of a batch request, an MCP tool call as the REST request it stands for) and
 returns its findings, each one line of text whose wording does not depend on the values sent
 (so equal findings count together, and no typed text or secret is ever repeated). The emulator
 answers them as warnings or, in strict mode, refuses them; the pytest plugin and audit read them.
@@ -38,7 +38,7 @@ from recorder.fields import (
     Fields,
     Kind,
 )
-from recorder.mcp_tools import query_of
+from recorder.mcp_tools import is_mcp_path, messages_in, query_of, rest_call, rest_payload
 from recorder.records import WARNING_HEADER, Interaction
 
 _NAME_LIMIT = 64
@@ -207,7 +207,37 @@ def request_findings(method: str, path: str, query: str, body: bytes) -> list[Fi
     batch = batch_parts(path) if method == "POST" else None
     if batch is not None:
         return unique(batch_findings(batch[0], _json(body)))
+    if method == "POST" and is_mcp_path(path):
+        return unique(mcp_findings(body))
     return []
+
+
+def tool_findings(tool: str, arguments: dict[str, Any], user: str) -> list[Finding]:
+    """The findings of an MCP tool call: those of the REST request it stands for
+    (`recorder.mcp_tools.rest_call`)."""
+    call = rest_call(tool, arguments, user)
+    if call is None:
+        return []
+    query, body = rest_payload(tool, arguments)
+    return request_findings(call.method, call.path, query, body)
+
+
+def mcp_findings(body: bytes) -> list[Finding]:
+    """The findings of the `tools/call` requests in an MCP request body (the user is not
+    known here, and no finding's wording depends on it)."""
+    try:
+        messages = messages_in(body)
+    except RecursionError:  # nested too deeply: no request a server would take
+        return []
+    found = []
+    for message in messages:
+        params = message.get("params")
+        if message.get("method") != "tools/call" or not isinstance(params, dict):
+            continue
+        name, arguments = params.get("name"), params.get("arguments")
+        if isinstance(name, str):
+            found += tool_findings(name, arguments if isinstance(arguments, dict) else {}, "-")
+    return found
 
 
 def header_values(findings: list[Finding]) -> list[str]:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from recorder import fields
 from recorder.bodies import Headers, header_value, json_or_none
@@ -185,6 +185,20 @@ def rest_call(tool: str, arguments: dict[str, Any], user: str) -> RestCall | Non
         action = arguments.get("type")
         return RestCall("POST", path, action if isinstance(action, str) else None, sid)
     return RestCall("GET" if tool == GET else "DELETE", path, session=sid)
+
+
+def rest_payload(tool: str, arguments: dict[str, Any]) -> tuple[str, bytes]:
+    """The query and body of the REST request `tool` runs (`rest_call` names its method and
+    path): a capture tool's options as the one-shot query; the create options, or an act's
+    `{type, payload}`, as the JSON body."""
+    if tool in CAPTURE_ENDPOINTS:
+        return urlencode(query_of(arguments)), b""
+    if tool == CREATE:
+        return "", json.dumps(arguments).encode()
+    if tool == ACT:
+        body = {"type": arguments.get("type"), "payload": arguments.get("payload") or {}}
+        return "", json.dumps(body).encode()
+    return "", b""
 
 
 # -- reading recorded exchanges -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from mock_server.faults import FAULT_SOURCE, tool_fault
 from mock_server.http import REPLAY_HEADER
 from mock_server.mcp.bridge import serve_asgi
 from mock_server.mcp.tools import TOOLS, Caller, ToolError, call_tool
+from mock_server.mcp.warnings import replay_refusal, warning_blocks
 from mock_server.replay.mcp import McpReplayer
 from mock_server.state import CONFIG, REPLAY, SOURCE
 from recorder import __version__
@@ -67,7 +68,9 @@ class McpService:
             content = await call_tool(caller, params.name, params.arguments)
         except ToolError as err:
             text = types.TextContent(text=json.dumps(err.body, ensure_ascii=False))
-            return types.CallToolResult(content=[text], is_error=True)
+            return types.CallToolResult(
+                content=[text, *warning_blocks(err.findings)], is_error=True
+            )
         return types.CallToolResult(content=content)
 
     async def start(self) -> None:
@@ -111,15 +114,19 @@ class McpService:
 async def _replayed_fault(
     request: web.Request, replayer: McpReplayer, user: str, body: bytes
 ) -> web.Response | None:
-    """A fault rule firing on a replayed tool call, before the recording is consulted (its
-    cursor does not move); None when no rule answers it."""
+    """A fault rule firing on a replayed tool call, or else strict mode refusing its findings,
+    before the recording is consulted (its cursor does not move); None when neither answers."""
     asked = replayer.tool_call_in(body)
     if asked is None:
         return None
     rpc_id, tool, arguments = asked
     fault = await tool_fault(request, rest_call(tool, arguments, user), user)
     if fault is None:
-        return None
+        refusal = replay_refusal(request, tool, arguments, user)
+        if refusal is None:
+            return None
+        status, headers, answer = replayer.tool_error(rpc_id, refusal)
+        return web.Response(status=status, headers=headers, body=answer)
     if fault.status is None:
         return web.Response(status=500)  # the connection is closed: never sent
     status, headers, answer = replayer.tool_error(rpc_id, ToolError.of_fault(fault).body)

@@ -13,7 +13,9 @@ JSON (`status` and the contract's `error` text), which the server answers as a t
 
 Results: images (a screenshot action, an attached `screenshot: true`, `capture_screenshot`) as
 MCP image content, base64 as on the wire; a PDF as an embedded blob resource; everything else
-as one text block of JSON (also given as structured content).
+as one text block of JSON (also given as structured content). A call the REST route would warn
+about ends with one text block per finding, and under `serve --strict` is refused as the route
+refuses it (`mock_server.mcp.warnings`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from mock_server.actions.dispatch import ActionType
 from mock_server.config import MAX_TTL_SECONDS
 from mock_server.errors import CaptureError
 from mock_server.faults import ToolFault, tool_fault
+from mock_server.field_warnings import screen, screen_action, screen_create
 from mock_server.live import inactive_error
+from mock_server.mcp.warnings import warning_blocks
 from mock_server.oneshot import ONESHOT_SLOTS, refuse_self, run_capture
 from mock_server.oneshot.options import PARSERS, Query
 from mock_server.sessions import Session, parse_create_options
 from mock_server.state import BROWSER, CLOCK, CONFIG, LIVE, REGISTRY
 from recorder import mcp_tools
 from recorder.contract import credits_between
+from recorder.findings import Finding, tool_findings
 from recorder.mcp_tools import ACT, CAPTURE_ENDPOINTS, CLOSE, CREATE, GET
 
 SCHEMAS = mcp_tools.input_schemas([t.value for t in ActionType], MAX_TTL_SECONDS)
@@ -55,6 +60,9 @@ class ToolError(Exception):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("error"))
         self.body = body
+        # The call's findings, shown after the error as after a result (a REST error answer
+        # carries its warning headers too).
+        self.findings: list[Finding] = []
 
     @classmethod
     def of(cls, err: CaptureError) -> ToolError:
@@ -101,12 +109,18 @@ async def call_tool(caller: Caller, tool: str, arguments: dict[str, Any] | None)
     )
     if fault is not None:
         raise ToolError.of_fault(fault)
+    findings = tool_findings(tool, args, caller.user)
     try:
         if tool in CAPTURE_ENDPOINTS:
-            return await _capture(caller, CAPTURE_ENDPOINTS[tool], args)
-        return await _session_tool(caller, tool, args)
+            screen(caller.request, findings)
+            content = await _capture(caller, CAPTURE_ENDPOINTS[tool], args)
+        else:
+            content = await _session_tool(caller, tool, args)
     except CaptureError as err:
-        raise ToolError.of(err) from err
+        error = ToolError.of(err)
+        error.findings = findings
+        raise error from err
+    return [*content, *warning_blocks(findings)]
 
 
 async def _session_tool(caller: Caller, tool: str, args: dict[str, Any]) -> list[Any]:
@@ -114,6 +128,7 @@ async def _session_tool(caller: Caller, tool: str, args: dict[str, Any]) -> list
     registry = app[REGISTRY]
     await registry.sweep()
     if tool == CREATE:
+        screen_create(caller.request, mcp_tools.rest_payload(tool, args)[1])
         options = parse_create_options(args, app[CONFIG].default_ttl)
         session = await registry.create(caller.user, options)
         created = session.created_json()
@@ -129,7 +144,8 @@ async def _session_tool(caller: Caller, tool: str, args: dict[str, Any]) -> list
     assert tool == ACT
     if not session.active:
         raise inactive_error(session)
-    raw = json.dumps({"type": args["type"], "payload": args.get("payload") or {}}).encode()
+    raw = mcp_tools.rest_payload(tool, args)[1]
+    screen_action(caller.request, session, session.expires_in(app[CLOCK].now()), raw)
     result = await app[LIVE].act(session, raw)
     images: list[Any] = []
     return [_json(_lift_images(result, images)), *images]
