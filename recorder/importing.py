@@ -61,6 +61,7 @@ from recorder.errors import (
     NotACassetteError,
 )
 from recorder.exchange_checks import check_interactions
+from recorder.mcp_tools import is_mcp_path, mcp_session_of
 from recorder.reader import open_cassette
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import Redactor
@@ -106,6 +107,7 @@ class ImportReport:
     exchanges: int
     sessions: int
     replaced: bool  # an existing cassette was replaced
+    mcp_sessions: int = 0  # distinct `Mcp-Session-Id`s of its `/mcp/v1` exchanges
 
 
 def _strict_constant(name: str) -> Any:
@@ -453,4 +455,9 @@ def import_cassette(
     with holding_lock(out) if replaced else contextlib.nullcontext():
         write_atomically(out, _records(header, items))
     sessions = sum(1 for i in items if is_create(i.request.method, i.request.path) and i.session_id)
-    return ImportReport(out, len(items), sessions, replaced)
+    mcp = {
+        mcp_session_of(i.request.headers, i.response.headers)
+        for i in items
+        if is_mcp_path(i.request.path)
+    }
+    return ImportReport(out, len(items), sessions, replaced, len(mcp - {None}))

@@ -14,8 +14,22 @@ from __future__ import annotations
 from typing import Any
 
 from recorder.contract import SESSION_PATH
+from recorder.errors import CassetteError
+from recorder.mcp_audit import mcp_label
+from recorder.mcp_tools import is_mcp_path
 from recorder.reader import Cassette
 from recorder.records import IndexEntry
+
+
+def action_of(cassette: Cassette, entry: IndexEntry) -> str | None:
+    """The action type of a sessions exchange; for an MCP one, its tool call as `inspect` names
+    it (`browser_session_act goto`, `tools/list`)."""
+    if entry.action_type or entry.method != "POST" or not is_mcp_path(entry.path):
+        return entry.action_type
+    try:
+        return mcp_label(cassette.load(entry).request.body)
+    except CassetteError:
+        return None
 
 
 def describe(cassette: Cassette, entry: IndexEntry) -> dict[str, Any]:
@@ -25,7 +39,7 @@ def describe(cassette: Cassette, entry: IndexEntry) -> dict[str, Any]:
         "seq": entry.seq,
         "method": entry.method,
         "path": entry.path,
-        "action": entry.action_type,
+        "action": action_of(cassette, entry),
     }
 
 
@@ -63,15 +77,16 @@ class Usage:
             total = len(cassette.entries)
             line = f"{cassette.path.name}: {total - len(unused)} of {total} exchanges served"
             if unused:
-                listed = ", ".join(_short(e) for e in unused[:10])
+                listed = ", ".join(_short(cassette, e) for e in unused[:10])
                 more = f" and {len(unused) - 10} more" if len(unused) > 10 else ""
                 line += f"; never served: {listed}{more}"
             lines.append(line)
         return lines
 
 
-def _short(entry: IndexEntry) -> str:
-    if entry.action_type:
-        return f"#{entry.seq} {entry.action_type}"
+def _short(cassette: Cassette, entry: IndexEntry) -> str:
+    action = action_of(cassette, entry)
+    if action:
+        return f"#{entry.seq} {action}"
     where = "session" if SESSION_PATH.match(entry.path) else entry.path
     return f"#{entry.seq} {entry.method} {where}"
