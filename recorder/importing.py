@@ -90,6 +90,7 @@ REQUEST_FIELDS = frozenset({"method", "path", "query", "headers", "body"})
 RESPONSE_FIELDS = frozenset({"status", "reason", "headers", "body"})
 BODY_FIELDS = frozenset({"size", "encoding", "text", "json"})
 _MAX_SEQ = (1 << 53) - 1
+_TWICE = "given twice (JSON would keep only the last one)"
 
 
 class _Bad(Exception):
@@ -114,6 +115,33 @@ def _strict_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the names it was given more than once (`json` keeps only
+    the last value: an edit that adds a field without removing the old one would go unseen)."""
+
+    twice: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    out = _Object(pairs)
+    if len(out) < len(pairs):
+        names = [name for name, _ in pairs]
+        out.twice = tuple(dict.fromkeys(n for i, n in enumerate(names) if n in names[:i]))
+    return out
+
+
+def _given_twice(value: Any, where: str) -> None:
+    """Refuses a name given twice in `value` or inside it (a body's free JSON)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _given_twice(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for name in getattr(value, "twice", ()):
+            raise _Bad(f"{where}.{name}", _TWICE)
+        for name, item in value.items():
+            _given_twice(item, f"{where}.{name}")
+
+
 def parse_document(source: Path) -> Any:
     """The JSON of `source`, strictly (no NaN or Infinity); `CassetteImportError` with the line
     and column of malformed JSON."""
@@ -126,7 +154,7 @@ def parse_document(source: Path) -> Any:
     except UnicodeDecodeError as err:
         raise CassetteImportError(source, f"byte {err.start}", "not UTF-8 text") from err
     try:
-        return json.loads(text, parse_constant=_strict_constant)
+        return json.loads(text, parse_constant=_strict_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as err:
         where = f"line {err.lineno} column {err.colno}"
         raise CassetteImportError(source, where, f"invalid JSON: {err.msg}") from err
@@ -140,6 +168,8 @@ def parse_document(source: Path) -> Any:
 def _known(data: Any, allowed: frozenset[str], where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Bad(where.rstrip("."), "expected an object")
+    for name in getattr(data, "twice", ()):
+        raise _Bad(f"{where}{name}", _TWICE)
     for name in data:
         if name not in allowed:
             listed = ", ".join(sorted(allowed))
@@ -207,6 +237,7 @@ def _body(data: dict[str, Any], where: str) -> tuple[bytes, bool]:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise _Bad(f"{where}body.size", "expected an integer >= 0 (or leave it out)")
     if "json" in body:
+        _given_twice(body["json"], f"{where}body.json")
         if "text" in body or "encoding" in body:
             raise _Bad(f"{where}body.json", "give either json or text (with encoding), not both")
         return json.dumps(body["json"], separators=(",", ":"), ensure_ascii=False).encode(), True
@@ -252,6 +283,8 @@ def _is_json(body: bytes) -> bool:
 
 
 def _request(data: Any) -> tuple[RecordedRequest, bool]:
+    if data is None:
+        raise _Bad("request", "missing")
     req = _known(data, REQUEST_FIELDS, "request.")
     method = _text(req, "method", "request.")
     if not method or not method.isascii() or not method.isalpha():
@@ -266,6 +299,8 @@ def _request(data: Any) -> tuple[RecordedRequest, bool]:
 
 
 def _response(data: Any) -> RecordedResponse:
+    if data is None:
+        raise _Bad("response", "missing")
     resp = _known(data, RESPONSE_FIELDS, "response.")
     status = resp.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
