@@ -28,7 +28,7 @@ def action_of(cassette: Cassette, entry: IndexEntry) -> str | None:
         return entry.action_type
     try:
         return mcp_label(cassette.load(entry).request.body)
-    except CassetteError:
+    except (CassetteError, ValueError):  # damaged, or the cassette is closed
         return None
 
 

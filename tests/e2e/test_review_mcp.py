@@ -5,6 +5,7 @@ same export), and replay's account of what it served (`GET /__admin/unused`, `pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from mock_server.cli import main
 from mock_server.config import Mode
 from recorder.cassette import open_cassette
 from recorder.mcp_tools import ACT, CLOSE, CREATE
-from tests.emulator import RunningEmulator, emulator_config
+from tests.emulator import TOKEN, RunningEmulator, emulator_config
 from tests.mcp_client import json_of, mcp_session
 from tests.replay import recording_proxy
 
@@ -95,3 +96,54 @@ async def test_replayed_mcp_exchanges_count_as_served(emulator, pages, tmp_path)
         assert await unused(server) == []
     finally:
         await server.stop()
+
+
+AGENT_TEST = """
+import asyncio, json
+
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+
+async def agent(url):
+    headers = {{"Authorization": "{token}"}}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        async with streamable_http_client(url + "/mcp/v1", http_client=http) as (r, w):
+            async with ClientSession(r, w) as mcp:
+                await mcp.initialize()
+                created = await mcp.call_tool("{create}", {{"maxTtlSeconds": 120}})
+                sid = json.loads(created.content[0].text)["sessionId"]
+                payload = {{"url": "{page}"}}
+                goto = {{"sessionId": sid, "type": "goto", "payload": payload}}
+                await mcp.call_tool("{act}", goto)
+                await mcp.call_tool("{close}", {{"sessionId": sid}})
+
+
+@pytest.mark.capture(cassette="agent.msgpack")
+def test_agent(capture_mock):
+    asyncio.run(agent(capture_mock.url))
+"""
+
+
+async def test_pytest_reports_and_prunes_the_tool_calls_no_test_made(emulator, pages, pytester):
+    page = pages.url("/counter")
+    cassette = pytester.path / "cassettes" / "agent.msgpack"
+    cassette.parent.mkdir()
+    await recorded(emulator, page, cassette)
+    code = AGENT_TEST.format(token=TOKEN, create=CREATE, act=ACT, close=CLOSE, page=page)
+    pytester.makepyfile(test_agent=code)
+    args = ("-p", "no:cacheprovider", "--capture-prune")
+    result = await asyncio.to_thread(pytester.runpytest_subprocess, *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cassettes/agent.msgpack: 1 of * exchanges unused",
+            f"  #* POST /mcp/v1 ({ACT} screenshot)",
+            "  pruned: dropped #*; * exchanges kept",
+        ]
+    )
+    again = await asyncio.to_thread(pytester.runpytest_subprocess, *args)
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["cassettes/agent.msgpack: all * exchanges used"])
