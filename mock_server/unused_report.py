@@ -21,10 +21,8 @@ from typing import Any
 
 import pytest
 
-from mock_server.replay.usage import describe
 from recorder.errors import RecorderError
 from recorder.pruning import prune_cassette
-from recorder.reader import Cassette, open_cassette
 
 PLUGIN_NAME = "capture-replay-unused"
 
@@ -93,7 +91,7 @@ class UnusedTracker:
             use = self.cassettes.get(path)
             if use is None:
                 use = self.cassettes[path] = CassetteUse(
-                    _descriptions(cassette),
+                    {e.seq: usage.describe(cassette, e) for e in cassette.entries},
                     tuple((e.seq, e.offset) for e in cassette.entries),
                 )
             use.used |= usage.served_seqs(cassette)
@@ -162,20 +160,6 @@ class UnusedTracker:
             return f"not pruned: {err}"
         dropped = ", ".join(f"#{s}" for s in report.dropped)
         return f"pruned: dropped {dropped}; {report.kept} exchanges kept"
-
-
-def _descriptions(cassette: Cassette) -> dict[int, dict[str, Any]]:
-    """How each exchange of a cassette whose server stopped (closed: naming an MCP exchange's
-    tool call reads its record) is listed, by sequence number."""
-    try:
-        with open_cassette(cassette.path, allow_damage=True) as reopened:
-            if tuple(e.offset for e in reopened.entries) == tuple(
-                e.offset for e in cassette.entries
-            ):
-                return {e.seq: describe(reopened, e) for e in reopened.entries}
-    except RecorderError:
-        pass
-    return {e.seq: describe(cassette, e) for e in cassette.entries}  # without MCP tool names
 
 
 def _shown(path: Path) -> str:

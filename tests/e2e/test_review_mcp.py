@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mock_server.cli import main
 from mock_server.config import Mode
+from mock_server.state import REPLAY
 from recorder.cassette import open_cassette
 from recorder.mcp_tools import ACT, CLOSE, CREATE
 from tests.emulator import TOKEN, RunningEmulator, emulator_config
@@ -89,6 +90,9 @@ async def test_replayed_mcp_exchanges_count_as_served(emulator, pages, tmp_path)
     finally:
         await server.stop()
     assert [(u["method"], u["action"]) for u in left] == [("POST", f"{ACT} screenshot")]
+    # what `serve` prints once stopped (its cassettes closed) still names the tool call
+    [line] = server.app[REPLAY].engine.player.usage.summary()
+    assert line.endswith(f"exchanges served; never served: #{left[0]['seq']} {ACT} screenshot")
     cli("prune", cassette, "--drop", left[0]["seq"])
     server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
     try:
