@@ -196,3 +196,25 @@ async def test_the_readme_hand_written_example_imports_and_replays(tmp_path):
         await server.close(sid)
     finally:
         await server.stop()
+
+
+async def test_the_readme_worked_example_edit_applies_verbatim_to_the_export(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**Worked example: a `query` that finds nothing.**", 1)[1]
+    old, new = (b.split("```", 1)[0] for b in example.split("```json\n")[1:3])
+    exported = cli("export", COUNTER)
+    assert exported.count(old) == 1  # as `export` writes it, indentation included
+    edited = tmp_path / "counter.json"
+    edited.write_text(exported.replace(old, new.rstrip("\n") + "\n"), encoding="utf-8")
+    cassette = tmp_path / "empty-count.msgpack"
+    cli("import", edited, "-o", cassette)
+    server = await replaying(cassette)
+    try:
+        sid = (await server.create({"maxTtlSeconds": 300}))["id"]
+        await server.act(sid, "goto", {"url": PAGE})
+        await server.act(sid, "click", {"selector": "#inc"})
+        await server.act(sid, "click", {"selector": "#inc"})
+        found = await server.act(sid, "query", {"selector": "#count"})
+        assert (found["count"], found["elements"]) == (0, [])
+    finally:
+        await server.stop()
