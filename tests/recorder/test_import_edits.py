@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
@@ -39,29 +40,27 @@ def mcp_document(answer_body: str) -> str:
     return json.dumps({"interactions": [exchange]})
 
 
-def test_a_field_given_twice_is_refused_naming_it(tmp_path):
-    text = (
-        '{"interactions": [{"request": {"method": "GET", "path": "/a", "path": "/b"},'
-        ' "response": {"status": 200}}]}'
-    )
-    code, err, written = run_import(tmp_path, text)
+@pytest.mark.parametrize(
+    ("exchange", "field"),
+    [
+        (
+            '{"request": {"method": "GET", "path": "/a", "path": "/b"}, '
+            '"response": {"status": 200}}',
+            "request.path",
+        ),
+        (
+            '{"request": {"method": "GET", "path": "/a"}, '
+            '"response": {"status": 200, "body": {"json": {"count": 1, "count": 0}}}}',
+            "response.body.json.count",
+        ),
+    ],
+)
+def test_a_field_given_twice_is_refused_naming_it(tmp_path, exchange, field):
+    code, err, written = run_import(tmp_path, f'{{"interactions": [{exchange}]}}')
     assert code == 1 and not written
     assert err == (
-        f"Error: {tmp_path / 'edited.json'}: interactions[0] (exchange #1): request.path: "
+        f"Error: {tmp_path / 'edited.json'}: interactions[0] (exchange #1): {field}: "
         "given twice (JSON would keep only the last one)"
-    )
-
-
-def test_a_field_given_twice_inside_a_json_body_is_refused_too(tmp_path):
-    text = (
-        '{"interactions": [{"request": {"method": "GET", "path": "/a"}, "response":'
-        ' {"status": 200, "body": {"json": {"count": 1, "count": 0}}}}]}'
-    )
-    code, err, written = run_import(tmp_path, text)
-    assert code == 1 and not written
-    assert err.endswith(
-        "interactions[0] (exchange #1): response.body.json.count: given twice "
-        "(JSON would keep only the last one)"
     )
 
 
