@@ -33,6 +33,13 @@ def cli(*args: object) -> str:
     return result.stdout
 
 
+async def clicked_twice(server: RunningEmulator, sid: str) -> None:
+    """The counter example's steps before its query: the page, two clicks on `#inc`."""
+    await server.act(sid, "goto", {"url": PAGE})
+    await server.act(sid, "click", {"selector": "#inc"})
+    await server.act(sid, "click", {"selector": "#inc"})
+
+
 async def replaying(path: Path) -> RunningEmulator:
     return await RunningEmulator(emulator_config(mode=Mode.REPLAY, cassettes=(path,))).start()
 
@@ -77,9 +84,7 @@ async def test_admin_unused_lists_what_replay_never_served_until_reset(tmp_path)
     try:
         assert [u["seq"] for u in await unused(server)] == list(range(1, 10))
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await server.act(sid, "goto", {"url": PAGE})
-        await server.act(sid, "click", {"selector": "#inc"})
-        await server.act(sid, "click", {"selector": "#inc"})
+        await clicked_twice(server, sid)
         await server.act(sid, "query", {"selector": "#count"})
         await server.close(sid)
         left = await unused(server)
@@ -111,9 +116,7 @@ async def test_a_pruned_cassette_still_replays(tmp_path):
     server = await replaying(path)
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await server.act(sid, "goto", {"url": PAGE})
-        await server.act(sid, "click", {"selector": "#inc"})
-        await server.act(sid, "click", {"selector": "#inc"})
+        await clicked_twice(server, sid)
         assert (await server.act(sid, "query", {"selector": "#count"}))["elements"] == [
             {"text": "2"}
         ]
@@ -211,9 +214,7 @@ async def test_the_readme_worked_example_edit_applies_verbatim_to_the_export(tmp
     server = await replaying(cassette)
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await server.act(sid, "goto", {"url": PAGE})
-        await server.act(sid, "click", {"selector": "#inc"})
-        await server.act(sid, "click", {"selector": "#inc"})
+        await clicked_twice(server, sid)
         found = await server.act(sid, "query", {"selector": "#count"})
         assert (found["count"], found["elements"]) == (0, [])
     finally:
