@@ -93,6 +93,12 @@ async def test_replayed_mcp_exchanges_count_as_served(emulator, pages, tmp_path)
     # what `serve` prints once stopped (its cassettes closed) still names the tool call
     [line] = server.app[REPLAY].engine.player.usage.summary()
     assert line.endswith(f"exchanges served; never served: #{left[0]['seq']} {ACT} screenshot")
+    with open_cassette(cassette) as opened:
+        first = opened.entries[0]  # the initialize: replay needs it for every call of its session
+        mcp_id = opened.load(first).response.header("mcp-session-id")
+    refused = CliRunner().invoke(main, ["prune", str(cassette), "--drop", str(first.seq)])
+    assert refused.exit_code == 1
+    assert f"#{first.seq} initializes MCP session {mcp_id}, whose exchanges #" in refused.stderr
     cli("prune", cassette, "--drop", left[0]["seq"])
     server = await RunningEmulator(emulator_config(cassettes=(cassette,), mode=Mode.REPLAY)).start()
     try:
