@@ -38,6 +38,7 @@ from recorder.reader import Cassette, Gap
 from recorder.records import IndexEntry, Interaction, RecordedRequest, RecordedResponse
 
 INDENT = "    "
+_TEXT_CONTENT = frozenset({"type", "text", "annotations", "_meta"})  # MCP's TextContent
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF")
 
 
@@ -129,7 +130,7 @@ def _expand_json_text(value: Any) -> Any:
         return value
     out = {k: _expand_json_text(v) for k, v in value.items()}
     text = value.get("text")
-    if value.get("type") == "text" and isinstance(text, str):
+    if value.get("type") == "text" and isinstance(text, str) and value.keys() <= _TEXT_CONTENT:
         parsed = json_or_none(text.encode())
         if isinstance(parsed, dict | list):
             del out["text"]
