@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from mock_server.replay.usage import describe
 from recorder.errors import RecorderError
 from recorder.pruning import prune_cassette
 
@@ -92,7 +91,7 @@ class UnusedTracker:
             use = self.cassettes.get(path)
             if use is None:
                 use = self.cassettes[path] = CassetteUse(
-                    {e.seq: describe(cassette, e) for e in cassette.entries},
+                    {e.seq: usage.describe(cassette, e) for e in cassette.entries},
                     tuple((e.seq, e.offset) for e in cassette.entries),
                 )
             use.used |= usage.served_seqs(cassette)

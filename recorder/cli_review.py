@@ -82,7 +82,9 @@ def import_(source: Path, output: Path, no_validate: bool) -> None:
             err.message += " (--no-validate keeps it)"
         raise
     verb = "replaced" if report.replaced else "wrote"
-    click.echo(f"{verb} {report.path}: {report.exchanges} exchanges, {report.sessions} sessions")
+    mcp = f", {report.mcp_sessions} MCP sessions" if report.mcp_sessions else ""
+    counts = f"{report.exchanges} exchanges, {report.sessions} sessions{mcp}"
+    click.echo(f"{verb} {report.path}: {counts}")
 
 
 def _sequence_numbers(ctx: click.Context, param: click.Parameter, value: str) -> set[int]:

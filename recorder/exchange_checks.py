@@ -12,6 +12,7 @@ import json
 from recorder.answers import answer_problem
 from recorder.bodies import BodyDecodeError, decode
 from recorder.contract import is_create, session_id_from_path
+from recorder.mcp_tools import is_mcp_path, mcp_calls
 from recorder.records import Interaction
 
 
@@ -54,11 +55,28 @@ def contract_problem(item: Interaction) -> tuple[str, str] | None:
     except (ValueError, RecursionError):
         request = None
     problem = answer_problem(req.method, req.path, request, resp.status, answer)
+    if is_mcp_path(req.path) and req.method == "POST" and resp.status == 200:
+        problem = _mcp_problem(item)
     if problem is None:
         return None
     field, _, what = problem.partition(": ")
     where = f"response.body.{field}" if field else "response.body"
     return where, f"{what}; not what the contract allows for this route"
+
+
+def _mcp_problem(item: Interaction) -> str | None:
+    """`: problem` when an MCP answer lacks the JSON-RPC answer to a request it was sent (an
+    edit that broke an event's `data:` JSON): replay would answer nothing, the client wait."""
+    req, resp = item.request, item.response
+    try:
+        body = decode(resp.headers, resp.body)
+    except BodyDecodeError:
+        return None  # refused as malformed already
+    for call in mcp_calls(req.body, resp.headers, body):
+        if call.result is None and call.error is None:
+            rpc_id = json.dumps(call.id)
+            return f": no JSON-RPC answer to request id {rpc_id} (replay would answer nothing)"
+    return None
 
 
 def check_interactions(

@@ -61,6 +61,7 @@ from recorder.errors import (
     NotACassetteError,
 )
 from recorder.exchange_checks import check_interactions
+from recorder.mcp_tools import is_mcp_path, mcp_session_of
 from recorder.reader import open_cassette
 from recorder.records import Interaction, RecordedRequest, RecordedResponse
 from recorder.redaction import Redactor
@@ -89,6 +90,7 @@ REQUEST_FIELDS = frozenset({"method", "path", "query", "headers", "body"})
 RESPONSE_FIELDS = frozenset({"status", "reason", "headers", "body"})
 BODY_FIELDS = frozenset({"size", "encoding", "text", "json"})
 _MAX_SEQ = (1 << 53) - 1
+_TWICE = "given twice (JSON would keep only the last one)"
 
 
 class _Bad(Exception):
@@ -106,10 +108,38 @@ class ImportReport:
     exchanges: int
     sessions: int
     replaced: bool  # an existing cassette was replaced
+    mcp_sessions: int = 0  # distinct `Mcp-Session-Id`s of its `/mcp/v1` exchanges
 
 
 def _strict_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the names it was given more than once (`json` keeps only
+    the last value: an edit that adds a field without removing the old one would go unseen)."""
+
+    twice: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    out = _Object(pairs)
+    if len(out) < len(pairs):
+        names = [name for name, _ in pairs]
+        out.twice = tuple(dict.fromkeys(n for i, n in enumerate(names) if n in names[:i]))
+    return out
+
+
+def _given_twice(value: Any, where: str) -> None:
+    """Refuses a name given twice in `value` or inside it (a body's free JSON)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _given_twice(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for name in getattr(value, "twice", ()):
+            raise _Bad(f"{where}.{name}", _TWICE)
+        for name, item in value.items():
+            _given_twice(item, f"{where}.{name}")
 
 
 def parse_document(source: Path) -> Any:
@@ -124,7 +154,7 @@ def parse_document(source: Path) -> Any:
     except UnicodeDecodeError as err:
         raise CassetteImportError(source, f"byte {err.start}", "not UTF-8 text") from err
     try:
-        return json.loads(text, parse_constant=_strict_constant)
+        return json.loads(text, parse_constant=_strict_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as err:
         where = f"line {err.lineno} column {err.colno}"
         raise CassetteImportError(source, where, f"invalid JSON: {err.msg}") from err
@@ -138,6 +168,8 @@ def parse_document(source: Path) -> Any:
 def _known(data: Any, allowed: frozenset[str], where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Bad(where.rstrip("."), "expected an object")
+    for name in getattr(data, "twice", ()):
+        raise _Bad(f"{where}{name}", _TWICE)
     for name in data:
         if name not in allowed:
             listed = ", ".join(sorted(allowed))
@@ -205,6 +237,7 @@ def _body(data: dict[str, Any], where: str) -> tuple[bytes, bool]:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise _Bad(f"{where}body.size", "expected an integer >= 0 (or leave it out)")
     if "json" in body:
+        _given_twice(body["json"], f"{where}body.json")
         if "text" in body or "encoding" in body:
             raise _Bad(f"{where}body.json", "give either json or text (with encoding), not both")
         return json.dumps(body["json"], separators=(",", ":"), ensure_ascii=False).encode(), True
@@ -250,6 +283,8 @@ def _is_json(body: bytes) -> bool:
 
 
 def _request(data: Any) -> tuple[RecordedRequest, bool]:
+    if data is None:
+        raise _Bad("request", "missing")
     req = _known(data, REQUEST_FIELDS, "request.")
     method = _text(req, "method", "request.")
     if not method or not method.isascii() or not method.isalpha():
@@ -264,6 +299,8 @@ def _request(data: Any) -> tuple[RecordedRequest, bool]:
 
 
 def _response(data: Any) -> RecordedResponse:
+    if data is None:
+        raise _Bad("response", "missing")
     resp = _known(data, RESPONSE_FIELDS, "response.")
     status = resp.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
@@ -453,4 +490,9 @@ def import_cassette(
     with holding_lock(out) if replaced else contextlib.nullcontext():
         write_atomically(out, _records(header, items))
     sessions = sum(1 for i in items if is_create(i.request.method, i.request.path) and i.session_id)
-    return ImportReport(out, len(items), sessions, replaced)
+    mcp = {
+        mcp_session_of(i.request.headers, i.response.headers)
+        for i in items
+        if is_mcp_path(i.request.path)
+    }
+    return ImportReport(out, len(items), sessions, replaced, len(mcp - {None}))

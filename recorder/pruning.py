@@ -5,7 +5,8 @@ The kept records are copied byte for byte, header included (the format stays the
 keep their sequence numbers: nothing is renumbered, so `#seq` references (miss messages, reports,
 a git diff) still point at the same exchanges and the diff shows only the removed blocks. Replay
 never needs the numbers to be contiguous. Dropping the create of a session whose other exchanges
-are kept is refused (they could never be replayed).
+are kept is refused (they could never be replayed), and so is dropping the `initialize` of an MCP
+session whose other exchanges are kept.
 
 The rewrite goes through a temp file and `os.replace` while holding the writer's lock: a cassette
 a recorder is writing is refused (`CassetteLockedError`), and so is a damaged or torn one (repair
@@ -22,6 +23,7 @@ from pathlib import Path
 from recorder.cassette import holding_lock, write_atomically
 from recorder.contract import is_create
 from recorder.errors import CassetteError, TornCassetteError
+from recorder.mcp_tools import is_mcp_path, mcp_session_of, messages_in
 from recorder.reader import Cassette, open_cassette
 
 
@@ -32,8 +34,35 @@ class PruneReport:
     kept: int
 
 
+def _mcp_orphans(cassette: Cassette, drop: set[int]) -> str | None:
+    """Why dropping `drop` would leave exchanges of an MCP session without its `initialize`
+    (replay plays a recorded MCP session from it), if it would."""
+    sessions: dict[str, list[int]] = {}
+    initialize: dict[str, int] = {}
+    for entry in cassette.entries:
+        if not is_mcp_path(entry.path):
+            continue
+        item = cassette.load(entry)
+        sid = mcp_session_of(item.request.headers, item.response.headers)
+        if sid is None:
+            continue
+        sessions.setdefault(sid, []).append(entry.seq)
+        if any(m.get("method") == "initialize" for m in messages_in(item.request.body)):
+            initialize.setdefault(sid, entry.seq)
+    for sid, seq in initialize.items():
+        kept = [s for s in sessions[sid] if s not in drop and s != seq]
+        if seq in drop and kept:
+            listed = ", ".join(f"#{s}" for s in kept)
+            return (
+                f"#{seq} initializes MCP session {sid}, whose exchanges {listed} are kept; "
+                "drop them too or keep the initialize"
+            )
+    return None
+
+
 def _orphans(cassette: Cassette, drop: set[int]) -> str | None:
-    """Why dropping `drop` would leave exchanges of a session without its create, if it would."""
+    """Why dropping `drop` would leave exchanges of a session without its create (or of an MCP
+    session without its initialize), if it would."""
     for entry in cassette.entries:
         creates = is_create(entry.method, entry.path) and entry.status == 201
         if entry.seq not in drop or not creates or not entry.session_id:
@@ -49,7 +78,7 @@ def _orphans(cassette: Cassette, drop: set[int]) -> str | None:
                 f"#{entry.seq} creates {entry.session_id}, whose exchanges {listed} are kept; "
                 "drop them too or keep the create"
             )
-    return None
+    return _mcp_orphans(cassette, drop)
 
 
 def prune_cassette(

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from recorder.bodies import (
     codings_of,
@@ -31,10 +32,13 @@ from recorder.bodies import (
 from recorder.contract import main_argument
 from recorder.errors import CassetteError
 from recorder.export import iso_time
+from recorder.mcp_audit import mcp_label
+from recorder.mcp_tools import EVENT_STREAM, is_mcp_path, mcp_session_of
 from recorder.reader import Cassette, Gap
 from recorder.records import IndexEntry, Interaction, RecordedRequest, RecordedResponse
 
 INDENT = "    "
+_TEXT_CONTENT = frozenset({"type", "text", "annotations", "_meta"})  # MCP's TextContent
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF")
 
 
@@ -75,6 +79,10 @@ def body_lines(body: bytes, headers: tuple[tuple[str, str], ...]) -> list[str]:
     codings = codings_of(headers)
     if codings and decoded is not body:
         lines.append(f"(stored {', '.join(codings)}-encoded, {len(body)} bytes; shown decoded)")
+    if content_type is not None and content_type.split(";")[0].strip() == EVENT_STREAM:
+        events = _event_lines(decoded)
+        if events is not None:
+            return lines + events
     pretty = _pretty_json(decoded)
     if pretty is not None:
         return lines + pretty
@@ -86,6 +94,50 @@ def body_lines(body: bytes, headers: tuple[tuple[str, str], ...]) -> list[str]:
     return [*lines, f"<{describe_binary(decoded, content_type)}>"]
 
 
+def _event_lines(body: bytes) -> list[str] | None:
+    """A `text/event-stream` answer (MCP's) event by event: its fields as they are, its `data`
+    pretty-printed when it is JSON; None when it is not UTF-8 text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines: list[str] = []
+    for event in text.replace("\r\n", "\n").split("\n\n"):
+        if not event.strip():
+            continue
+        if lines:
+            lines.append("")
+        data = []
+        for line in event.split("\n"):
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            else:
+                lines.append(line)
+        pretty = _pretty_json("\n".join(data).encode()) if data else None
+        if pretty is not None:
+            lines += ["data:", *(INDENT + line for line in pretty)]
+        else:
+            lines += [f"data: {line}" for line in data]
+    return lines
+
+
+def _expand_json_text(value: Any) -> Any:
+    """MCP text content (`{"type": "text", "text": "<JSON>"}`, a tool's answer) with its JSON
+    shown parsed, as `"text (JSON)"`, so that a changed field is a line of its own."""
+    if isinstance(value, list):
+        return [_expand_json_text(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _expand_json_text(v) for k, v in value.items()}
+    text = value.get("text")
+    if value.get("type") == "text" and isinstance(text, str) and value.keys() <= _TEXT_CONTENT:
+        parsed = json_or_none(text.encode())
+        if isinstance(parsed, dict | list):
+            del out["text"]
+            out["text (JSON)"] = parsed
+    return out
+
+
 def _pretty_json(body: bytes) -> list[str] | None:
     """JSON pretty-printed with sorted keys and blobs summarized; None when it is not JSON (or
     nests deeper than Python's recursion limit: then it is shown as text)."""
@@ -93,7 +145,7 @@ def _pretty_json(body: bytes) -> list[str] | None:
         data = json_or_none(body)
         if data is None and body.strip() != b"null":
             return None
-        summarized = map_base64_bodies(data, _summarize_blob)
+        summarized = map_base64_bodies(_expand_json_text(data), _summarize_blob)
         return json.dumps(summarized, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
     except RecursionError:
         return None
@@ -110,11 +162,18 @@ def exchange_lines(item: Interaction) -> Iterator[str]:
     """The block of one exchange."""
     req, resp = item.request, item.response
     yield f"#{item.seq} {req.method} {req.target}"
+    mcp = is_mcp_path(req.path)
+    mcp_session = mcp_session_of(req.headers, resp.headers) if mcp else None
+    if mcp_session:
+        yield f"  mcp session: {mcp_session}"
     if item.session_id:
         yield f"  session: {item.session_id}"
     if item.user:
         yield f"  user: {item.user}"
-    if item.action_type or item.session_id is None:
+    label = mcp_label(req.body) if mcp else None
+    if label:
+        yield f"  action: {label}"
+    elif item.action_type or item.session_id is None:
         argument = main_argument(req.path, req.query, req.body)
         action = " ".join(x for x in (item.action_type, argument) if x)
         if action:

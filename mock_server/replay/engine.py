@@ -92,7 +92,7 @@ class ReplayEngine:
         self.clock = clock
         self.live = live
         # The recorded MCP sessions (`/mcp/v1`), replayed apart: None when none was recorded.
-        self.mcp = McpReplayer.of(player.cassettes)
+        self.mcp = McpReplayer.of(player.cassettes, served=player.usage.served)
 
     @property
     def hybrid(self) -> bool:

@@ -14,6 +14,10 @@ the cassettes' MCP exchanges, with no browser and no MCP server running.
   unrecorded `tools/list` are answered from any recorded one or synthesised; the GET stream is
   405 (the transport lets a server offer none), DELETE ends the replayed session.
 
+An exchange answered from the recording counts as served (`replay.usage`); the exchanges of a
+replayed MCP session that answer nothing themselves (its notifications, GET stream and DELETE)
+count as served once the session is replayed.
+
 Tool results are the recorded ones: time fields (`expiresAt`, `billedCredits`) and refusals
 (a recorded 429) are replayed as recorded, not recomputed from the clock.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +47,13 @@ from recorder.mcp_tools import (
     mcp_session_of,
     messages_in,
 )
+from recorder.records import IndexEntry
 
 # A fixed namespace: fresh ids are the same in every run of a cassette.
 ID_NAMESPACE = uuid.UUID("0d7a5f4e-9c3b-4e61-8f0a-6b2d1c9e7a34")
 JSON_TYPE = "application/json"
 Reply = tuple[int, list[tuple[str, str]], bytes]
+Served = Callable[[Cassette, IndexEntry], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class RecordedCall:
     call: McpCall
     content_type: str
     messages: list[dict[str, Any]]
+    exchange: tuple[Cassette, IndexEntry] | None = None  # where it was recorded
 
     @property
     def key(self) -> str:
@@ -68,6 +76,8 @@ class RecordedMcpSession:
     session_id: str
     initialize: RecordedCall | None = None
     calls: list[RecordedCall] = field(default_factory=list)
+    # its exchanges that answer no request (notifications, the GET stream, DELETE)
+    others: list[tuple[Cassette, IndexEntry]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -98,21 +108,24 @@ def _rpc_error(code: int, message: str, rpc_id: Any = None) -> bytes:
 class McpReplayer:
     """The recorded MCP sessions of the loaded cassettes and the live sessions replaying them."""
 
-    def __init__(self, recordings: list[RecordedMcpSession], names: str) -> None:
+    def __init__(
+        self, recordings: list[RecordedMcpSession], names: str, served: Served | None = None
+    ) -> None:
         self.recordings = recordings
         self.names = names
+        self.served = served  # told of each recorded exchange an answer came from
         self.replays: dict[str, McpReplay] = {}
         self.started = 0
         self.misses: list[dict[str, Any]] = []  # the tool calls nothing answered
         self.source = "replay"  # where the last answer came from, for the journal
 
     @classmethod
-    def of(cls, cassettes: list[Cassette]) -> McpReplayer | None:
+    def of(cls, cassettes: list[Cassette], served: Served | None = None) -> McpReplayer | None:
         """The MCP sessions recorded in `cassettes`; None when there is none."""
         by_session: dict[str, RecordedMcpSession] = {}
         for cassette in cassettes:
             for entry in cassette.entries:
-                if entry.method != "POST" or not is_mcp_path(entry.path):
+                if not is_mcp_path(entry.path):
                     continue
                 item = cassette.load(entry)
                 sid = mcp_session_of(item.request.headers, item.response.headers)
@@ -122,15 +135,18 @@ class McpReplayer:
                 label = f"{cassette.path.name}#{entry.seq}"
                 content_type = header_value(item.response.headers, "content-type") or JSON_TYPE
                 messages = messages_in(item.response.body, content_type)
-                for call in mcp_calls(item.request.body, item.response.headers, item.response.body):
-                    recorded = RecordedCall(label, call, content_type, messages)
+                calls = mcp_calls(item.request.body, item.response.headers, item.response.body)
+                if entry.method != "POST" or not calls:
+                    recording.others.append((cassette, entry))
+                for call in calls if entry.method == "POST" else ():
+                    recorded = RecordedCall(label, call, content_type, messages, (cassette, entry))
                     if call.method == "initialize":
                         recording.initialize = recorded
                     else:
                         recording.calls.append(recorded)
         found = [r for r in by_session.values() if r.initialize is not None]
         names = ", ".join(c.path.name for c in cassettes)
-        return cls(found, names) if found else None
+        return cls(found, names, served) if found else None
 
     def reset(self) -> None:
         self.replays.clear()
@@ -187,6 +203,9 @@ class McpReplayer:
         self.started += 1
         self.replays[fresh] = McpReplay(fresh, recording)
         assert recording.initialize is not None
+        if self.served is not None:
+            for cassette, entry in recording.others:
+                self.served(cassette, entry)
         status, headers, body = self._render(recording.initialize, message["id"], {})
         return status, [*headers, (SESSION_HEADER, fresh)], body
 
@@ -276,6 +295,8 @@ class McpReplayer:
     def _render(self, recorded: RecordedCall, rpc_id: Any, ids: dict[str, str]) -> Reply:
         """The recorded answer in its recorded form, its JSON-RPC id and session ids mapped."""
         self.source = f"replay {recorded.label}"
+        if self.served is not None and recorded.exchange is not None:
+            self.served(*recorded.exchange)
         texts = []
         for message in recorded.messages:
             if "id" in message and message["id"] == recorded.call.id:

@@ -14,27 +14,49 @@ from __future__ import annotations
 from typing import Any
 
 from recorder.contract import SESSION_PATH
+from recorder.errors import CassetteError
+from recorder.mcp_audit import mcp_label
+from recorder.mcp_tools import is_mcp_path
 from recorder.reader import Cassette
 from recorder.records import IndexEntry
 
 
-def describe(cassette: Cassette, entry: IndexEntry) -> dict[str, Any]:
-    """How an exchange is listed: cassette, sequence, method, path, action."""
-    return {
-        "cassette": str(cassette.path),
-        "seq": entry.seq,
-        "method": entry.method,
-        "path": entry.path,
-        "action": entry.action_type,
-    }
+def _mcp_label(cassette: Cassette, entry: IndexEntry) -> str | None:
+    """An MCP exchange's tool call as `inspect` names it (`browser_session_act goto`)."""
+    try:
+        return mcp_label(cassette.load(entry).request.body)
+    except CassetteError:
+        return None
 
 
 class Usage:
-    """The recorded exchanges served so far, by cassette (record offsets)."""
+    """The recorded exchanges served so far, by cassette (record offsets). MCP exchanges are
+    named by their tool call, read while the cassettes are open (the names outlive them: the
+    shutdown summary and the pytest plugin list them after the server stopped)."""
 
     def __init__(self, cassettes: list[Cassette]) -> None:
         self.cassettes = cassettes
         self._served: dict[int, set[int]] = {id(c): set() for c in cassettes}
+        self._mcp_labels = {
+            (id(c), e.offset): _mcp_label(c, e)
+            for c in cassettes
+            for e in c.entries
+            if e.method == "POST" and is_mcp_path(e.path)
+        }
+
+    def action_of(self, cassette: Cassette, entry: IndexEntry) -> str | None:
+        """The action type of a sessions exchange, the tool call of an MCP one."""
+        return entry.action_type or self._mcp_labels.get((id(cassette), entry.offset))
+
+    def describe(self, cassette: Cassette, entry: IndexEntry) -> dict[str, Any]:
+        """How an exchange is listed: cassette, sequence, method, path, action."""
+        return {
+            "cassette": str(cassette.path),
+            "seq": entry.seq,
+            "method": entry.method,
+            "path": entry.path,
+            "action": self.action_of(cassette, entry),
+        }
 
     def served(self, cassette: Cassette, entry: IndexEntry) -> None:
         self._served.setdefault(id(cassette), set()).add(entry.offset)
@@ -53,7 +75,7 @@ class Usage:
 
     def unused(self) -> list[dict[str, Any]]:
         """Every recorded exchange never served, cassette by cassette, in file order."""
-        return [describe(c, e) for c in self.cassettes for e in self.unused_entries(c)]
+        return [self.describe(c, e) for c in self.cassettes for e in self.unused_entries(c)]
 
     def summary(self) -> list[str]:
         """One line per cassette: how many exchanges were served, and which never were."""
@@ -63,15 +85,15 @@ class Usage:
             total = len(cassette.entries)
             line = f"{cassette.path.name}: {total - len(unused)} of {total} exchanges served"
             if unused:
-                listed = ", ".join(_short(e) for e in unused[:10])
+                listed = ", ".join(self._short(cassette, e) for e in unused[:10])
                 more = f" and {len(unused) - 10} more" if len(unused) > 10 else ""
                 line += f"; never served: {listed}{more}"
             lines.append(line)
         return lines
 
-
-def _short(entry: IndexEntry) -> str:
-    if entry.action_type:
-        return f"#{entry.seq} {entry.action_type}"
-    where = "session" if SESSION_PATH.match(entry.path) else entry.path
-    return f"#{entry.seq} {entry.method} {where}"
+    def _short(self, cassette: Cassette, entry: IndexEntry) -> str:
+        action = self.action_of(cassette, entry)
+        if action:
+            return f"#{entry.seq} {action}"
+        where = "session" if SESSION_PATH.match(entry.path) else entry.path
+        return f"#{entry.seq} {entry.method} {where}"

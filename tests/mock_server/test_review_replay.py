@@ -33,6 +33,13 @@ def cli(*args: object) -> str:
     return result.stdout
 
 
+async def clicked_twice(server: RunningEmulator, sid: str) -> None:
+    """The counter example's steps before its query: the page, two clicks on `#inc`."""
+    await server.act(sid, "goto", {"url": PAGE})
+    await server.act(sid, "click", {"selector": "#inc"})
+    await server.act(sid, "click", {"selector": "#inc"})
+
+
 async def replaying(path: Path) -> RunningEmulator:
     return await RunningEmulator(emulator_config(mode=Mode.REPLAY, cassettes=(path,))).start()
 
@@ -77,9 +84,7 @@ async def test_admin_unused_lists_what_replay_never_served_until_reset(tmp_path)
     try:
         assert [u["seq"] for u in await unused(server)] == list(range(1, 10))
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await server.act(sid, "goto", {"url": PAGE})
-        await server.act(sid, "click", {"selector": "#inc"})
-        await server.act(sid, "click", {"selector": "#inc"})
+        await clicked_twice(server, sid)
         await server.act(sid, "query", {"selector": "#count"})
         await server.close(sid)
         left = await unused(server)
@@ -111,9 +116,7 @@ async def test_a_pruned_cassette_still_replays(tmp_path):
     server = await replaying(path)
     try:
         sid = (await server.create({"maxTtlSeconds": 300}))["id"]
-        await server.act(sid, "goto", {"url": PAGE})
-        await server.act(sid, "click", {"selector": "#inc"})
-        await server.act(sid, "click", {"selector": "#inc"})
+        await clicked_twice(server, sid)
         assert (await server.act(sid, "query", {"selector": "#count"}))["elements"] == [
             {"text": "2"}
         ]
@@ -194,5 +197,25 @@ async def test_the_readme_hand_written_example_imports_and_replays(tmp_path):
         sid = (await server.create({}))["id"]
         assert (await server.act(sid, "title"))["title"] == "Made by hand"
         await server.close(sid)
+    finally:
+        await server.stop()
+
+
+async def test_the_readme_worked_example_edit_applies_verbatim_to_the_export(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**Worked example: a `query` that finds nothing.**", 1)[1]
+    old, new = (b.split("```", 1)[0] for b in example.split("```json\n")[1:3])
+    exported = cli("export", COUNTER)
+    assert exported.count(old) == 1  # as `export` writes it, indentation included
+    edited = tmp_path / "counter.json"
+    edited.write_text(exported.replace(old, new.rstrip("\n") + "\n"), encoding="utf-8")
+    cassette = tmp_path / "empty-count.msgpack"
+    cli("import", edited, "-o", cassette)
+    server = await replaying(cassette)
+    try:
+        sid = (await server.create({"maxTtlSeconds": 300}))["id"]
+        await clicked_twice(server, sid)
+        found = await server.act(sid, "query", {"selector": "#count"})
+        assert (found["count"], found["elements"]) == (0, [])
     finally:
         await server.stop()
