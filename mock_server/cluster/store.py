@@ -279,10 +279,12 @@ class ClusterStore:
         self, owner: str, message: dict[str, Any], reply_id: str, timeout: float
     ) -> tuple[bool, dict[str, Any] | None]:
         """`push_request` and `wait_reply` in one round trip (one pipeline on the blocking
-        client): whether it was queued, and the reply if it came within `timeout`."""
+        client): whether it was queued, and the reply if it came within `timeout`. The script
+        goes as EVAL, not as a registered script: a pipeline holding one first asks Redis
+        `SCRIPT EXISTS`, a round trip more on every routed action."""
         keys = [key("instance", owner, "alive"), key("instance", owner, "requests")]
         async with self.blocking.pipeline(transaction=False) as pipe:
-            await self._push(keys=keys, args=[msgpack.packb(message)], client=pipe)
+            pipe.eval(_PUSH_IF_ALIVE, len(keys), *keys, msgpack.packb(message))
             pipe.blpop([key("reply", reply_id)], timeout)
             pushed, found = await pipe.execute()
         return bool(pushed), None if found is None else msgpack.unpackb(found[1])
