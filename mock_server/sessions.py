@@ -22,7 +22,7 @@ from mock_server.errors import BadRequestError, NotFoundError, SessionLimitError
 from mock_server.json_body import parse_json
 from recorder.contract import credits_for, duration_seconds, format_time
 from recorder.fields import CREATE
-from recorder.statuses import NOT_FOUND
+from recorder.statuses import NOT_FOUND, SESSION_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ class SessionRegistry:
     def limit_error(self, in_use: int) -> SessionLimitError:
         """The 429 of the per-user limit (`in_use` sessions active or being opened)."""
         return SessionLimitError(
-            f"Maximum of {self.max_sessions} active sessions reached; close a session "
+            f"{SESSION_LIMIT} ({self.max_sessions} active sessions at most); close a session "
             "or wait for one to expire",
             activeSessionCount=in_use,
             maxConcurrentSessions=self.max_sessions,

@@ -140,7 +140,7 @@ async def test_mcp_sixth_session_is_a_tool_error_with_the_429_text(emulator):
             await call_ok(mcp, "browser_session_create", {})
         err = await call_error(mcp, "browser_session_create", {})
         assert err["status"] == 429
-        assert err["error"].startswith("Maximum of 5 active sessions reached")
+        assert err["error"].startswith("User has reached the active session limit (5 active")
         assert err["maxConcurrentSessions"] == 5
     status, body = await emulator.call("POST", "/v1/sessions", {})
     assert status == 429 and body["error"] == err["error"]
