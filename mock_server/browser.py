@@ -1,11 +1,13 @@
-"""The local-browser backend: finding Chromium, owning its process, and handing out session pages.
+"""The local-browser backend: owning Chromium's process and handing out session pages.
 
-`BrowserManager` owns one shared headless Chromium (launched lazily, relaunched after a crash),
-a small pool of ready contexts so that creating a session with a warm browser costs a few
-milliseconds, and one dedicated Chromium per session that asked for a CDP `connectUrl`.
-`SessionPage` is one session's page plus the state actions need (viewport, console messages,
-page errors, mouse position). This module knows nothing of HTTP, sessions' lifetime or billing;
-it raises only `mock_server.errors` errors and never reads `os.environ`.
+`BrowserManager` owns one shared headless Chromium (launched lazily, or connected to a remote
+Playwright browser server; relaunched after a crash), a small pool of ready contexts so that
+creating a session with a warm browser costs a few milliseconds, the Chromium that shows
+scrollbars, and one dedicated Chromium per session that asked for a CDP `connectUrl`. Finding
+Chromium, its flags and its user agent are `mock_server.chromium`'s; one session's page and its
+state are `mock_server.session_page`'s (both re-exported here). This module knows nothing of
+HTTP, sessions' lifetime or billing; it raises only `mock_server.errors` errors and never reads
+`os.environ`.
 
 Longer than 500 lines: the driver, the shared browser, the pool and the CDP browsers are one
 lifetime (one launch lock, one set of crash and death hooks: a crashed page ends its session, a
@@ -21,239 +23,61 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
-import re
 import shutil
-import sys
 import tempfile
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
-from playwright.sync_api import sync_playwright
 
+from mock_server.chromium import (
+    CHROMIUM_ARGS,
+    INSTALL_HINT,
+    error_message,
+    find_browser,
+    standard_user_agent,
+)
 from mock_server.errors import BrowserUnavailableError
+from mock_server.session_page import (
+    DEFAULT_DEVICE_SCALE_FACTOR,
+    DEFAULT_VIEWPORT_HEIGHT,
+    DEFAULT_VIEWPORT_WIDTH,
+    SessionPage,
+    Viewport,
+)
+
+# Re-exported: the names callers have always imported from here.
+__all__ = [
+    "CHROMIUM_ARGS",
+    "DEFAULT_DEVICE_SCALE_FACTOR",
+    "INSTALL_HINT",
+    "BrowserManager",
+    "SessionPage",
+    "Viewport",
+    "error_message",
+    "find_browser",
+    "standard_user_agent",
+]
 
 if TYPE_CHECKING:
     from playwright.async_api import (
         Browser,
         BrowserContext,
-        CDPSession,
-        ConsoleMessage,
-        Page,
         Playwright,
     )
-
-DEFAULT_VIEWPORT_WIDTH = 1440
-DEFAULT_VIEWPORT_HEIGHT = 900
-DEFAULT_DEVICE_SCALE_FACTOR = 1.0
-
-# Bounded so a chatty page cannot grow a session's memory without limit.
-MAX_CONSOLE_MESSAGES = 1000
-MAX_PAGE_ERRORS = 1000
-# How long stopping a stuck page's script may take before giving up on it.
-_STOP_SCRIPTS_S = 2.0
-
-CHROMIUM_ARGS = (
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-)
 
 # Marks the Chromium launched to show scrollbars (see BrowserManager.new_context).
 _SCROLLBARS_MARK = "--capture-replay-scrollbars"
 
-INSTALL_HINT = (
-    "Install Chromium (e.g. `apt-get install -y chromium`), or pass --browser PATH "
-    "or set CAPTURE_REPLAY_BROWSER to a Chromium/Chrome executable."
-)
-
-_PATH_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Waiting for Chromium to write DevToolsActivePort after launch; it is normally immediate.
 _DEVTOOLS_PORT_WAIT_S = 10.0
-
-
-@functools.cache
-def _playwright_chromium() -> str | None:
-    """Where Playwright's own Chromium is (or would be) installed, asked once per process.
-
-    Playwright names the path from its browsers registry (`PLAYWRIGHT_BROWSERS_PATH` included)
-    through its driver; nothing is launched or downloaded. Asked from a worker thread because
-    the sync API refuses to run inside a running event loop (make_app is called from one).
-    """
-
-    def ask() -> str | None:
-        try:
-            with sync_playwright() as playwright:
-                return playwright.chromium.executable_path
-        except Exception:  # no driver, a broken install: there is simply no bundled Chromium
-            return None
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright-path") as pool:
-        return pool.submit(ask).result()
-
-
-def find_browser(explicit: str | None) -> str | None:
-    """Resolve the Chromium executable to launch.
-
-    An explicit path wins even when it does not exist (launching then fails with a clear 503);
-    then Playwright's own Chromium if `playwright install chromium` put it there; then a
-    Chromium/Chrome on PATH; else None.
-    """
-    if explicit:
-        return explicit
-    bundled = _playwright_chromium()
-    if bundled and os.access(bundled, os.X_OK):
-        return bundled
-    for name in _PATH_CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def standard_user_agent(version: str) -> str:
-    """The user agent a desktop Chrome of this version sends on this host's system, in Chrome's
-    reduced form (major version only, frozen platform string)."""
-    major = version.split(".", 1)[0]
-    if sys.platform == "darwin":
-        system = "Macintosh; Intel Mac OS X 10_15_7"
-    elif sys.platform == "win32":
-        system = "Windows NT 10.0; Win64; x64"
-    else:
-        system = "X11; Linux x86_64"  # Chrome's reduced user agent says so on every Linux
-    return (
-        f"Mozilla/5.0 ({system}) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{major}.0.0.0 Safari/537.36"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Viewport:
-    """The live emulation state of a session page (`user_agent` None: the standard one)."""
-
-    width: int = DEFAULT_VIEWPORT_WIDTH
-    height: int = DEFAULT_VIEWPORT_HEIGHT
-    device_scale_factor: float = DEFAULT_DEVICE_SCALE_FACTOR
-    is_mobile: bool = False
-    has_touch: bool = False
-    user_agent: str | None = None
-
-
-class SessionPage:
-    """One session's page and the state its actions read and update.
-
-    The API layer holds `lock` while an action runs, so actions of one session run in order.
-    """
-
-    def __init__(
-        self,
-        context: BrowserContext,
-        page: Page,
-        *,
-        session_id: str = "",
-        allow_file_urls: bool = False,
-        devtools_url: str | None = None,
-        user_data_dir: str | None = None,
-    ) -> None:
-        self.session_id = session_id
-        self.context = context
-        self.page = page
-        self.lock = asyncio.Lock()
-        # A dedicated CDP browser's own DevTools endpoint (relayed by mock_server.cdp, never
-        # handed out); None for a page of the shared browser.
-        self.devtools_url = devtools_url
-        self.allow_file_urls = allow_file_urls
-        self.viewport = Viewport()
-        # The desktop user agent the page had before any emulateDevice (set by the manager).
-        self.standard_user_agent: str | None = None
-        self.console_messages: deque[dict[str, Any]] = deque(maxlen=MAX_CONSOLE_MESSAGES)
-        self.page_errors: deque[dict[str, Any]] = deque(maxlen=MAX_PAGE_ERRORS)
-        self.mouse_x = 0.0
-        self.mouse_y = 0.0
-        self._cdp: CDPSession | None = None
-        self._user_data_dir = user_data_dir
-        self._closed = False
-        self.crashed = False
-        self.on_close: Callable[[SessionPage], None] | None = None
-        # Called once when the renderer crashes or the browser under the page goes away.
-        self.on_crash: Callable[[SessionPage], None] | None = None
-        page.on("console", self._on_console)
-        page.on("pageerror", self._on_page_error)
-        page.on("crash", lambda _page: self.mark_crashed())
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def gone(self) -> bool:
-        """True when no action can run on the page any more: closed, its renderer crashed, or
-        its browser disconnected."""
-        if self._closed or self.crashed or self.page.is_closed():
-            return True
-        browser = self.context.browser
-        return browser is not None and not browser.is_connected()
-
-    def mark_crashed(self) -> None:
-        """The renderer crashed (or the browser died): remember it and tell `on_crash` once."""
-        if self.crashed:
-            return
-        self.crashed = True
-        if self.on_crash is not None:
-            self.on_crash(self)
-
-    def _on_console(self, message: ConsoleMessage) -> None:
-        self.console_messages.append(
-            {"type": message.type, "text": message.text, "timestamp": _now_ms()}
-        )
-
-    def _on_page_error(self, error: PlaywrightError) -> None:
-        entry: dict[str, Any] = {"message": error.message, "timestamp": _now_ms()}
-        if error.stack:
-            entry["stack"] = error.stack
-        self.page_errors.append(entry)
-
-    async def cdp(self) -> CDPSession:
-        """A CDP session on the page, for emulation Playwright cannot change on a live page."""
-        if self._cdp is None:
-            self._cdp = await self.context.new_cdp_session(self.page)
-        return self._cdp
-
-    async def stop_scripts(self) -> bool:
-        """Terminate the JavaScript running in the page (CDP `Runtime.terminateExecution`), so
-        a page stuck in a loop takes actions again; False when the page did not answer."""
-        try:
-            cdp = await asyncio.wait_for(self.cdp(), _STOP_SCRIPTS_S)
-            await asyncio.wait_for(cdp.send("Runtime.terminateExecution"), _STOP_SCRIPTS_S)
-        except (PlaywrightError, TimeoutError):
-            return False
-        return True
-
-    async def close(self) -> None:
-        """Close the context (and a dedicated CDP browser with it); idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.on_close is not None:
-            self.on_close(self)
-        with contextlib.suppress(PlaywrightError):
-            await self.context.close()
-        if self._user_data_dir:
-            await asyncio.to_thread(shutil.rmtree, self._user_data_dir, True)
 
 
 def _child_pids() -> set[int]:
@@ -266,10 +90,6 @@ def _is_node(pid: int) -> bool:
     with contextlib.suppress(psutil.Error):
         return "node" in psutil.Process(pid).name()
     return False
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class BrowserManager:
@@ -714,13 +534,3 @@ async def _read_devtools_url(user_data_dir: Path) -> str:
             raise BrowserUnavailableError("Chromium did not report its DevTools port.")
         # Polling a file: there is no event to await for Chromium writing it.
         await asyncio.sleep(0.02)
-
-
-_API_PREFIX = re.compile(r"^[A-Z][A-Za-z]*\.[A-Za-z_]+: ")
-
-
-def error_message(err: BaseException) -> str:
-    """A Playwright error's first line, without its `Page.goto: ` style prefix or call log."""
-    text = (getattr(err, "message", None) or str(err)).strip()
-    first = text.splitlines()[0] if text else type(err).__name__
-    return _API_PREFIX.sub("", first)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from playwright.async_api import async_playwright
 
-from mock_server import browser as browser_module
+from mock_server import chromium as browser_module
 from mock_server.actions import parse_action_request, run_action
 from mock_server.browser import INSTALL_HINT, BrowserManager, find_browser
 from mock_server.devices import DEVICES, device_list
