@@ -3,25 +3,19 @@ subprocess: recorded against the live emulator (real Chromium), then replayed of
 
 from __future__ import annotations
 
-from tests.mock_server.test_pytest_plugin import run
+from tests.mock_server.test_pytest_plugin import CALL, run
 
-INNER = """
+INNER = (
+    """
 import json, urllib.error, urllib.request
 
 PAGE = "{page}"
 UNKNOWN = "fill payload.bogus is unknown: neither Capture's docs nor capture-replay name it"
 
 
-def call(mock, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {{**mock.headers(), "Content-Type": "application/json"}}
-    req = urllib.request.Request(mock.url + path, method=method, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
+"""
+    + CALL
+    + """
 
 def fill(mock, payload):
     status, created = call(mock, "POST", "/v1/sessions", {{"maxTtlSeconds": 60}})
@@ -43,6 +37,7 @@ def test_chosen_names_only(capture_mock):
     found = fill(capture_mock, {{"selector": "#user", "value": "a"}})
     assert found and {{w["level"] for w in found.values()}} == {{"chosen"}}
 """
+)
 
 
 async def test_warnings_and_capture_strict_recording_then_replaying(pytester, emulator, pages):

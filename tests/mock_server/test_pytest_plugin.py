@@ -7,14 +7,9 @@ import asyncio
 
 from recorder.cassette import open_cassette
 
-INNER = """
-import json, urllib.error, urllib.request
-
-import pytest
-
-PAGE = "{page}"
-
-
+# The inner tests' one HTTP helper (a format string: braces doubled), shared by the plugin's
+# pytester tests.
+CALL = """
 def call(mock, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
     headers = {{**mock.headers(), "Content-Type": "application/json"}}
@@ -24,7 +19,20 @@ def call(mock, method, path, body=None):
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+"""
 
+INNER = (
+    """
+import json, urllib.error, urllib.request
+
+import pytest
+
+PAGE = "{page}"
+
+
+"""
+    + CALL
+    + """
 
 def flow(mock, ttl):
     status, created = call(mock, "POST", "/v1/sessions", {{"maxTtlSeconds": ttl}})
@@ -52,6 +60,7 @@ def test_named(capture_mock):
     assert capture_mock.cassette.name == "named.msgpack"
     flow(capture_mock, 120)
 """
+)
 
 NEW_EPISODE = """
 from test_flows import flow
